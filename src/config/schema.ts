@@ -1,0 +1,156 @@
+/**
+ * The configuration file's schema: a public contract. Extend it; never rename a field.
+ * `maxrouter serve --config FILE` (YAML; JSON is valid YAML); `${VAR}` interpolates env vars.
+ */
+import { z } from 'zod';
+
+export const PROVIDER_TYPES = ['openai', 'anthropic', 'gemini', 'openai-compatible'] as const;
+
+/** Default base URLs, as each provider's official SDK uses them. */
+export const DEFAULT_BASE_URLS: Record<(typeof PROVIDER_TYPES)[number], string | undefined> = {
+  openai: 'https://api.openai.com/v1',
+  anthropic: 'https://api.anthropic.com',
+  gemini: 'https://generativelanguage.googleapis.com',
+  'openai-compatible': undefined,
+};
+
+const httpUrl = z
+  .string()
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  }, 'must be an http(s) URL');
+
+export const pricingSchema = z
+  .object({
+    /** USD per million input (prompt) tokens. */
+    input: z.number().nonnegative(),
+    /** USD per million output (completion) tokens. */
+    output: z.number().nonnegative().default(0),
+    /** USD per million cached input tokens (cache reads). */
+    cachedInput: z.number().nonnegative().optional(),
+    /** USD per million tokens written to the cache. */
+    cacheWrite: z.number().nonnegative().optional(),
+  })
+  .strict();
+
+export const endpointSchema = z
+  .object({
+    /** A provider `id` from `providers`. */
+    provider: z.string().min(1),
+    /** The model id at that provider. */
+    model: z.string().min(1),
+    pricing: pricingSchema.optional(),
+  })
+  .strict();
+
+export const modelSchema = z
+  .object({
+    /** The id clients send, e.g. `openai/gpt-4o-mini`. */
+    id: z.string().min(1),
+    name: z.string().optional(),
+    /** `chat` (default) or `embedding`. */
+    kind: z.enum(['chat', 'embedding']).default('chat'),
+    contextLength: z.number().int().positive().optional(),
+    /** Maximum output tokens; used as Anthropic's required `max_tokens` when a client sends none. */
+    maxOutputTokens: z.number().int().positive().optional(),
+    endpoints: z.array(endpointSchema).min(1),
+  })
+  .strict();
+
+export const providerSchema = z
+  .object({
+    id: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'letters, digits, dot, dash and underscore only'),
+    type: z.enum(PROVIDER_TYPES),
+    baseUrl: httpUrl.optional(),
+    apiKey: z.string().optional(),
+    /** Static headers sent with every upstream request. */
+    headers: z.record(z.string(), z.string()).optional(),
+    /** Upstream connection pool size (connections per origin). */
+    connections: z.number().int().positive().max(10_000).default(128),
+    /** Timeouts in milliseconds. */
+    timeouts: z
+      .object({
+        connect: z.number().int().positive().default(10_000),
+        /** Until the response headers arrive. */
+        headers: z.number().int().positive().default(300_000),
+        /** Between two body chunks (stream idle). */
+        body: z.number().int().positive().default(300_000),
+      })
+      .strict()
+      .default({ connect: 10_000, headers: 300_000, body: 300_000 }),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    listen: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8787),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 8787 }),
+    /** `sqlite:PATH` (default `sqlite:./data/maxrouter.db`) or `postgres://…`. */
+    database: z
+      .string()
+      .refine((s) => /^sqlite:/.test(s) || /^postgres(ql)?:\/\//.test(s), 'must start with sqlite: or postgres://')
+      .default('sqlite:./data/maxrouter.db'),
+    /** Where generated files (the server secret, SQLite database) live. */
+    dataDir: z.string().default('./data'),
+    /** Server secret for key hashing (≥ 32 characters). Generated into the data dir when absent. */
+    secret: z.string().min(32, 'must be at least 32 characters').optional(),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+    limits: z
+      .object({
+        /** Maximum request body in bytes (default 32 MiB, as Anthropic's Messages API). */
+        bodyBytes: z.number().int().positive().default(32 * 1024 * 1024),
+      })
+      .strict()
+      .default({ bodyBytes: 32 * 1024 * 1024 }),
+    providers: z.array(providerSchema).default([]),
+    models: z.array(modelSchema).default([]),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const ids = new Map<string, number>();
+    cfg.providers.forEach((p, i) => {
+      if (ids.has(p.id)) {
+        ctx.addIssue({ code: 'custom', path: ['providers', i, 'id'], message: `duplicate provider id '${p.id}'` });
+      }
+      ids.set(p.id, i);
+      if (p.type === 'openai-compatible' && !p.baseUrl) {
+        ctx.addIssue({ code: 'custom', path: ['providers', i, 'baseUrl'], message: 'required for type openai-compatible' });
+      }
+    });
+    const modelIds = new Set<string>();
+    cfg.models.forEach((m, i) => {
+      if (modelIds.has(m.id)) {
+        ctx.addIssue({ code: 'custom', path: ['models', i, 'id'], message: `duplicate model id '${m.id}'` });
+      }
+      modelIds.add(m.id);
+      m.endpoints.forEach((e, j) => {
+        if (!ids.has(e.provider)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['models', i, 'endpoints', j, 'provider'],
+            message: `unknown provider '${e.provider}' (declared: ${[...ids.keys()].join(', ') || 'none'})`,
+          });
+        }
+      });
+    });
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type ProviderConfig = z.output<typeof providerSchema>;
+export type ModelConfig = z.output<typeof modelSchema>;
+export type EndpointConfig = z.output<typeof endpointSchema>;
+export type Pricing = z.output<typeof pricingSchema>;
