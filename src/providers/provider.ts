@@ -47,6 +47,13 @@ export interface ProviderAdapter {
   createStreamDecoder(): StreamDecoder;
   /** Map a non-2xx upstream answer to a gateway error. `bodyText` may be empty or not JSON. */
   parseError(status: number, bodyText: string, headers: Record<string, string | string[] | undefined>): GatewayError;
+  /**
+   * Same-dialect passthrough: the client's OpenAI-shaped body (model already rewritten) is
+   * forwarded as is. Present only on adapters whose upstream speaks OpenAI's dialect.
+   */
+  buildPassthroughChatRequest?(target: ProviderTarget, body: Record<string, unknown>): UpstreamRequest;
+  /** Same-dialect passthrough of an OpenAI embeddings body (model already rewritten). */
+  buildPassthroughEmbeddingsRequest?(target: ProviderTarget, body: Record<string, unknown>): UpstreamRequest;
   buildEmbeddingsRequest?(target: ProviderTarget, req: IREmbeddingsRequest): UpstreamRequest;
   parseEmbeddingsResponse?(json: unknown): IREmbeddingsResult;
 }

@@ -102,16 +102,18 @@ export async function startMockUpstream(): Promise<MockUpstream> {
       let n = 0;
       for (const item of reply.sse) {
         if (reply.resetAfterEvents !== undefined && n >= reply.resetAfterEvents) {
+          await sleep(20); // let what was written reach the client first
           req.socket.destroy();
           return;
         }
         if (reply.hangAfterEvents !== undefined && n >= reply.hangAfterEvents) return;
         if (res.destroyed) return;
-        res.write(sseFrame(item));
+        await new Promise<void>((resolve) => res.write(sseFrame(item), () => resolve()));
         n++;
         if (reply.sseDelayMs) await sleep(reply.sseDelayMs);
       }
       if (reply.resetAfterEvents !== undefined && n >= reply.resetAfterEvents) {
+        await sleep(20);
         req.socket.destroy();
         return;
       }

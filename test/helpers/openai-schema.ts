@@ -26,7 +26,24 @@ function findSpec(): string {
   throw new Error('openai-chat-schemas.json not found');
 }
 
-const spec = JSON.parse(readFileSync(findSpec(), 'utf8'));
+/**
+ * The document mixes OpenAPI 3.0's `nullable` into 3.1 schemas; JSON Schema 2020-12 has no such
+ * keyword, so `nullable: true` becomes a `'null'` member of `type` (or is dropped where no type is given).
+ */
+function normaliseNullable(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(normaliseNullable);
+  if (!node || typeof node !== 'object') return node;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node)) if (k !== 'nullable') out[k] = normaliseNullable(v);
+  const o = node as Record<string, unknown>;
+  if (o.nullable === true && typeof o.type === 'string') {
+    out.type = [o.type, 'null'];
+    if (Array.isArray(o.enum)) out.enum = [...o.enum, null];
+  }
+  return out;
+}
+
+const spec = normaliseNullable(JSON.parse(readFileSync(findSpec(), 'utf8'))) as { components: unknown };
 const ajv = new (Ajv2020 as unknown as typeof Ajv2020.default)({ strict: false, allErrors: true, validateFormats: false });
 ajv.addSchema({ $id: 'openai', components: spec.components });
 

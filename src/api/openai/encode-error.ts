@@ -1,0 +1,18 @@
+/**
+ * Gateway errors in OpenAI's error shape `{error: {message, type, param, code}}`.
+ * @see https://platform.openai.com/docs/guides/error-codes
+ */
+import { GatewayError } from '../../ir/errors.js';
+
+export interface OpenAIErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+export function encodeError(err: GatewayError): OpenAIErrorBody {
+  return { error: { message: err.message, type: err.type, param: err.param, code: err.code } };
+}
+
+/** The same error as one SSE event, to end a stream that failed after it started. */
+export function encodeStreamError(err: GatewayError): string {
+  return `data: ${JSON.stringify(encodeError(err))}\n\n`;
+}

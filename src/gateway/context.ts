@@ -1,0 +1,31 @@
+import type { Route } from '../routing/catalog.js';
+import type { Catalog } from '../routing/catalog.js';
+import type { IRUsage } from '../ir/usage.js';
+
+import type { AuthedKey } from '../auth/authenticator.js';
+
+export type { AuthedKey };
+
+export interface MeterStart {
+  generationId: string;
+  key: AuthedKey;
+  route: Route;
+  streamed: boolean;
+  /** `performance.now()` when the request arrived. */
+  started: number;
+  reqId: string;
+}
+
+/** Records the outcome of one request exactly once: a usage row and an access-log line. */
+export interface RequestMeter {
+  finish(status: number, usage: IRUsage): void;
+  fail(status: number, err?: unknown, usage?: IRUsage): void;
+}
+
+/** What the endpoint handlers need; built once by the server. */
+export interface GatewayContext {
+  catalog: Catalog;
+  /** Resolves the caller from the Authorization header or throws a 401 GatewayError. */
+  authenticate(authorization: string | undefined): Promise<AuthedKey>;
+  meter(start: MeterStart): RequestMeter;
+}

@@ -1,0 +1,55 @@
+/**
+ * Turns the end of a request into a usage record (token counts only) and an access-log line.
+ * Synchronous and non-throwing: the usage sink queues, it never delays the response.
+ */
+import { GatewayError } from '../ir/errors.js';
+import { emptyUsage, type IRUsage } from '../ir/usage.js';
+import type { MeterStart, RequestMeter } from '../gateway/context.js';
+import type { AccessLog } from '../server/access-log.js';
+import type { UsageSink } from './usage-record.js';
+
+export function createMeterFactory(sink: UsageSink, log: AccessLog, now: () => number = Date.now) {
+  return (start: MeterStart): RequestMeter => {
+    let settled = false;
+    const settle = (status: number, usage: IRUsage, errorCode?: string) => {
+      if (settled) return;
+      settled = true;
+      const latencyMs = Math.round(performance.now() - start.started);
+      sink.record({
+        id: start.generationId,
+        keyId: start.key.keyId,
+        accountId: start.key.accountId,
+        model: start.route.modelId,
+        provider: start.route.provider.id,
+        upstreamModel: start.route.upstreamModel,
+        promptTokens: usage.promptTokens,
+        completionTokens: usage.completionTokens,
+        cachedTokens: usage.cachedTokens,
+        cacheWriteTokens: usage.cacheWriteTokens,
+        reasoningTokens: usage.reasoningTokens,
+        status,
+        latencyMs,
+        streamed: start.streamed,
+        createdAt: now(),
+      });
+      log.write({
+        reqId: start.reqId,
+        generationId: start.generationId,
+        keyId: start.key.keyId,
+        model: start.route.modelId,
+        provider: start.route.provider.id,
+        status,
+        ...(errorCode ? { errorCode } : {}),
+        streamed: start.streamed,
+        promptTokens: usage.promptTokens,
+        completionTokens: usage.completionTokens,
+        latencyMs,
+      });
+    };
+    return {
+      finish: (status, usage) => settle(status, usage),
+      fail: (status, err, usage) =>
+        settle(status, usage ?? emptyUsage(), err instanceof GatewayError ? err.code : status === 499 ? 'MR_CLIENT_CLOSED' : 'MR_ERR_INTERNAL'),
+    };
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * The composition root: config → database (migrated) → secret → repositories → authenticator,
+ * usage writer, catalog → Fastify app → listen. `stop()` closes in the reverse order and
+ * flushes pending usage.
+ */
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { KeyAuthenticator } from '../auth/authenticator.js';
+import { loadOrCreateSecret } from '../auth/secret.js';
+import type { Config } from '../config/schema.js';
+import { createMeterFactory } from '../metering/request-meter.js';
+import { UsageWriter } from '../metering/usage-writer.js';
+import { Catalog } from '../routing/catalog.js';
+import { openDatabase, type Database } from '../storage/database.js';
+import { migrateToLatest } from '../storage/migrations.js';
+import { createRepositories, type Repositories } from '../storage/repositories.js';
+import { sql } from 'kysely';
+import { AccessLog } from './access-log.js';
+import { buildApp } from './app.js';
+import { createLogger } from './logger.js';
+
+export interface RunningGateway {
+  app: FastifyInstance;
+  url: string;
+  database: Database;
+  repos: Repositories;
+  authenticator: KeyAuthenticator;
+  usageWriter: UsageWriter;
+  catalog: Catalog;
+  logger: Logger;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Log destination (tests capture it); stdout by default. */
+  logDestination?: NodeJS.WritableStream;
+  /** Listen at all (false: `app.inject` only). Default true. */
+  listen?: boolean;
+}
+
+export async function startGateway(config: Config, opts: StartOptions = {}): Promise<RunningGateway> {
+  const logger = createLogger(config.log.level, opts.logDestination);
+  const database = await openDatabase(config.database, { dataDir: config.dataDir });
+  let catalog: Catalog | undefined;
+  try {
+    await migrateToLatest(database);
+    const secret = await loadOrCreateSecret({ secret: config.secret, dataDir: config.dataDir });
+    const repos = createRepositories(database.db);
+    const authenticator = new KeyAuthenticator(repos.keys, secret);
+    const usageWriter = new UsageWriter((rows) => repos.usage.insertUsage(rows), {
+      onError: (err) => logger.error({ errorName: err.name }, 'usage write failed; rows kept for retry'),
+    });
+    catalog = new Catalog(config);
+    const accessLog = new AccessLog(logger);
+    const app = buildApp({
+      gateway: {
+        catalog,
+        authenticate: (h) => authenticator.authenticate(h),
+        meter: createMeterFactory(usageWriter, accessLog),
+      },
+      accessLog,
+      logger,
+      bodyLimit: config.limits.bodyBytes,
+      health: async () => {
+        await sql`select 1`.execute(database.db);
+      },
+    });
+    let url = '';
+    if (opts.listen !== false) {
+      await app.listen({ host: config.listen.host, port: config.listen.port });
+      const addr = app.server.address() as AddressInfo;
+      const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+      url = `http://${host}:${addr.port}`;
+    } else {
+      await app.ready();
+    }
+    const cat = catalog;
+    let stopping: Promise<void> | undefined;
+    return {
+      app,
+      url,
+      database,
+      repos,
+      authenticator,
+      usageWriter,
+      catalog: cat,
+      logger,
+      stop: () =>
+        (stopping ??= (async () => {
+          await app.close();
+          await usageWriter.flush();
+          await cat.close();
+          await database.close();
+        })()),
+    };
+  } catch (err) {
+    await catalog?.close();
+    await database.close();
+    throw err;
+  }
+}
