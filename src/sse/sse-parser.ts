@@ -38,13 +38,21 @@ export function createSSEDecoder(handlers: SSEDecoderHandlers, maxEventBytes = M
     },
     maxBufferSize: maxEventBytes,
   });
+  let endsWithCR = false;
+  const feed = (text: string) => {
+    if (!text) return;
+    endsWithCR = text.charCodeAt(text.length - 1) === 13;
+    parser.feed(text);
+  };
   return {
     feed(chunk) {
-      parser.feed(typeof chunk === 'string' ? chunk : utf8.decode(chunk, { stream: true }));
+      feed(typeof chunk === 'string' ? chunk : utf8.decode(chunk, { stream: true }));
     },
     end() {
-      const rest = utf8.decode();
-      if (rest) parser.feed(rest);
+      feed(utf8.decode());
+      // A trailing CR may be the first half of a CRLF the parser is still waiting for; at the
+      // end of the body it is a line end on its own.
+      if (endsWithCR) parser.feed('\n');
     },
   };
 }
