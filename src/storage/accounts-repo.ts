@@ -1,0 +1,99 @@
+/** Accounts: the owner of API keys and usage. Emails are stored lower-cased and unique. */
+import type { Kysely } from 'kysely';
+import { randomBase62 } from '../auth/api-key.js';
+import { DuplicateEmailError, InvalidEmailError, isUniqueViolation } from './errors.js';
+import type { DB } from './schema.js';
+
+export interface Account {
+  id: string;
+  email: string;
+  /** Epoch ms. */
+  createdAt: number;
+  disabled: boolean;
+}
+
+/** Deliberately simple: one `@`, no whitespace, a dot in the domain, at most 254 characters. */
+const EMAIL_SHAPE = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
+
+/** The canonical form of an email (trimmed, lower-cased); throws `InvalidEmailError`. */
+export function normalizeEmail(email: string): string {
+  const e = email.trim().toLowerCase();
+  if (e.length > 254 || !EMAIL_SHAPE.test(e)) throw new InvalidEmailError(email);
+  return e;
+}
+
+/** A new account id, `acc_` + 16 base62 characters. */
+export function generateAccountId(): string {
+  return 'acc_' + randomBase62(16);
+}
+
+export class AccountsRepo {
+  constructor(
+    private readonly db: Kysely<DB>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Creates an account; throws `InvalidEmailError` or `DuplicateEmailError`. */
+  async createAccount(email: string): Promise<Account> {
+    const account: Account = {
+      id: generateAccountId(),
+      email: normalizeEmail(email),
+      createdAt: this.now(),
+      disabled: false,
+    };
+    try {
+      await this.db
+        .insertInto('accounts')
+        .values({ id: account.id, email: account.email, created_at: account.createdAt, disabled: 0 })
+        .execute();
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new DuplicateEmailError(account.email);
+      throw err;
+    }
+    return account;
+  }
+
+  async findAccountByEmail(email: string): Promise<Account | undefined> {
+    let e: string;
+    try {
+      e = normalizeEmail(email);
+    } catch {
+      return undefined;
+    }
+    const row = await this.db.selectFrom('accounts').selectAll().where('email', '=', e).executeTakeFirst();
+    return row && toAccount(row);
+  }
+
+  async findAccountById(id: string): Promise<Account | undefined> {
+    const row = await this.db.selectFrom('accounts').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toAccount(row);
+  }
+
+  /** The account with this email, created if missing (safe against a concurrent create). */
+  async getOrCreateAccount(email: string): Promise<Account> {
+    const found = await this.findAccountByEmail(email);
+    if (found) return found;
+    try {
+      return await this.createAccount(email);
+    } catch (err) {
+      if (!(err instanceof DuplicateEmailError)) throw err;
+      const raced = await this.findAccountByEmail(email);
+      if (!raced) throw err;
+      return raced;
+    }
+  }
+
+  /** Enables or disables an account; returns whether it exists. */
+  async setDisabled(id: string, disabled: boolean): Promise<boolean> {
+    const r = await this.db
+      .updateTable('accounts')
+      .set({ disabled: disabled ? 1 : 0 })
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+}
+
+function toAccount(row: { id: string; email: string; created_at: number; disabled: number }): Account {
+  return { id: row.id, email: row.email, createdAt: Number(row.created_at), disabled: row.disabled === 1 };
+}

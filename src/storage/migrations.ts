@@ -1,0 +1,116 @@
+/**
+ * Versioned schema migrations, kept in code (no migration folder to ship), applied by Kysely's
+ * `Migrator`, which records them in `kysely_migration`. Names sort in application order; a
+ * released migration is never edited — add a new one.
+ *
+ * Only portable column types are used (`text`, `integer`, `bigint`), so the same migration runs
+ * on SQLite and PostgreSQL.
+ *
+ * @see https://kysely.dev/docs/migrations
+ */
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { Database } from './database.js';
+
+export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
+  '0001_initial': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('accounts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('email', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id'))
+        .addColumn('name', 'text')
+        .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('last4', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('api_keys_account_id_idx').on('api_keys').column('account_id').execute();
+
+      // Token counts and metadata only: no column here can hold request or response content.
+      // No foreign keys: usage is written in hot batches and must outlive key/account changes.
+      await db.schema
+        .createTable('usage')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('account_id', 'text', (c) => c.notNull())
+        .addColumn('model', 'text', (c) => c.notNull())
+        .addColumn('provider', 'text', (c) => c.notNull())
+        .addColumn('upstream_model', 'text', (c) => c.notNull())
+        .addColumn('prompt_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('completion_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('cached_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('cache_write_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('reasoning_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('status', 'integer', (c) => c.notNull())
+        .addColumn('latency_ms', 'integer', (c) => c.notNull())
+        .addColumn('streamed', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('usage_account_id_created_at_idx')
+        .on('usage')
+        .columns(['account_id', 'created_at'])
+        .execute();
+      await db.schema.createIndex('usage_key_id_created_at_idx').on('usage').columns(['key_id', 'created_at']).execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropTable('usage').execute();
+      await db.schema.dropTable('api_keys').execute();
+      await db.schema.dropTable('accounts').execute();
+    },
+  },
+});
+
+const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };
+
+/**
+ * A Migrator for this database. On PostgreSQL the migration tables are pinned to the current
+ * schema: Kysely otherwise looks for `kysely_migration` in every schema and would mistake
+ * another schema's table for its own.
+ */
+export async function createMigrator(database: Database): Promise<Migrator> {
+  let migrationTableSchema: string | undefined;
+  if (database.dialect === 'postgres') {
+    const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(database.db);
+    const schema = rows[0]?.schema;
+    if (!schema) {
+      throw new Error('PostgreSQL has no current schema: check that the search_path names an existing schema.');
+    }
+    migrationTableSchema = schema;
+  }
+  return new Migrator({
+    db: database.db,
+    provider,
+    ...(migrationTableSchema ? { migrationTableSchema } : {}),
+  });
+}
+
+/** Applies every pending migration; returns the names applied (empty when up to date). */
+export async function migrateToLatest(database: Database): Promise<string[]> {
+  const migrator = await createMigrator(database);
+  const { error, results = [] } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    const failed = results.find((r) => r.status === 'Error')?.migrationName;
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(
+      failed ? `Database migration ${failed} failed: ${reason}` : `Database migration failed: ${reason}`,
+      { cause: error },
+    );
+  }
+  return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** Migration names in order, with whether each has been applied. */
+export async function migrationStatus(database: Database): Promise<{ name: string; applied: boolean }[]> {
+  const migrator = await createMigrator(database);
+  const list = await migrator.getMigrations();
+  return list.map((m) => ({ name: m.name, applied: m.executedAt !== undefined }));
+}
