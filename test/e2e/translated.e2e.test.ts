@@ -1,0 +1,323 @@
+/**
+ * End to end with the official `openai` SDK through the gateway to providers of another
+ * dialect (Anthropic, Gemini), whose mock upstreams speak each provider's real wire format.
+ * One table of cases per provider; the same assertions for each: text and tools, streamed and
+ * not, usage, errors, and responses valid against OpenAI's published schemas.
+ */
+import OpenAI from 'openai';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { startMockUpstream, type MockReply, type MockUpstream, type RecordedRequest } from '../helpers/mock-upstream.js';
+import { assertSchema } from '../helpers/openai-schema.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import * as gemini from '../fixtures/gemini.js';
+import * as anthropic from '../fixtures/anthropic.js';
+
+interface ExpectedCall {
+  name: string;
+  args: unknown;
+}
+
+interface ProviderCase {
+  type: 'gemini' | 'anthropic';
+  upstreamModel: string;
+  /** Path the gateway must call, for non-stream and stream requests. */
+  path(stream: boolean): string;
+  text: { reply: MockReply; text: string; promptTokens: number; completionTokens: number };
+  textStream: { reply: MockReply; text: string; promptTokens: number; completionTokens: number };
+  tools: { reply: MockReply; calls: ExpectedCall[] };
+  toolStream: { reply: MockReply; calls: ExpectedCall[] };
+  badRequest: MockReply;
+  rateLimited: MockReply;
+  midStreamError: MockReply;
+  /** Checks that a system message, a user turn and the tools arrived in the provider's shape. */
+  checkTranslated(req: RecordedRequest): void;
+  /** A parameter with no equivalent that is dropped with a warning (never silently). */
+  warnedParam: Record<string, unknown>;
+}
+
+const CASES: ProviderCase[] = [
+  {
+    type: 'gemini',
+    upstreamModel: 'gemini-2.5-flash',
+    path: (stream) => `/v1beta/models/gemini-2.5-flash:${stream ? 'streamGenerateContent?alt=sse' : 'generateContent'}`,
+    text: { reply: gemini.geminiTextReply({ text: 'Bonjour!' }), text: 'Bonjour!', promptTokens: 12, completionTokens: 9 },
+    textStream: {
+      reply: gemini.geminiTextStream({ chunks: ['Hel', 'lo', '!'] }),
+      text: 'Hello!',
+      promptTokens: 12,
+      completionTokens: 9,
+    },
+    tools: {
+      reply: gemini.geminiFunctionCallsReply(),
+      calls: [
+        { name: 'get_weather', args: { city: 'Paris', unit: 'celsius' } },
+        { name: 'get_weather', args: { city: 'London', unit: 'celsius' } },
+      ],
+    },
+    toolStream: {
+      reply: gemini.geminiFunctionCallsStream(),
+      calls: [
+        { name: 'get_weather', args: { city: 'Paris', unit: 'celsius' } },
+        { name: 'get_time', args: { timezone: 'Europe/London' } },
+      ],
+    },
+    badRequest: gemini.geminiErrorReply('invalid-argument', { message: 'Invalid value at generation_config' }),
+    rateLimited: gemini.geminiErrorReply('resource-exhausted', { headers: { 'retry-after': '5' } }),
+    midStreamError: gemini.geminiMidStreamErrorStream(),
+    checkTranslated(req) {
+      expect(req.headers['x-goog-api-key']).toBe('upstream-key');
+      expect(req.url).not.toContain('upstream-key');
+      expect(req.json.systemInstruction.parts[0].text).toBe('Be brief.');
+      expect(req.json.contents[0]).toEqual({ role: 'user', parts: [{ text: 'Weather in Paris?' }] });
+      expect(req.json.tools[0].functionDeclarations[0].name).toBe('get_weather');
+    },
+    warnedParam: { user: 'user-123' },
+  },
+  {
+    type: 'anthropic',
+    upstreamModel: 'claude-test-1',
+    path: () => '/v1/messages',
+    text: { reply: anthropic.anthropicTextReply({ text: 'Bonjour!' }), text: 'Bonjour!', ...anthropicUsage(anthropic.anthropicTextReply()) },
+    textStream: {
+      reply: anthropic.anthropicTextStream({ chunks: ['Hel', 'lo', '!'] }),
+      text: 'Hello!',
+      ...anthropicStreamUsage(anthropic.anthropicTextStream({ chunks: ['Hel', 'lo', '!'] })),
+    },
+    tools: { reply: anthropic.anthropicToolCallReply(), calls: anthropicCalls(anthropic.anthropicToolCallReply()) },
+    toolStream: { reply: anthropic.anthropicToolCallStream(), calls: anthropicCalls(anthropic.anthropicToolCallReply()) },
+    badRequest: anthropic.anthropicInvalidRequestError('temperature: must be at most 1'),
+    rateLimited: anthropic.anthropicRateLimitError(),
+    midStreamError: anthropic.anthropicStreamWithError(),
+    checkTranslated(req) {
+      expect(req.headers['x-api-key']).toBe('upstream-key');
+      expect(req.headers['anthropic-version']).toBe('2023-06-01');
+      expect(req.json.system).toEqual([{ type: 'text', text: 'Be brief.' }]);
+      expect(req.json.messages[0].role).toBe('user');
+      expect(JSON.stringify(req.json.messages[0].content)).toContain('Weather in Paris?');
+      expect(req.json.tools[0]).toMatchObject({ name: 'get_weather', input_schema: { type: 'object' } });
+      expect(req.json.max_tokens).toBe(8192);
+    },
+    warnedParam: { seed: 7 },
+  },
+];
+
+function anthropicUsage(reply: MockReply): { promptTokens: number; completionTokens: number } {
+  const u = (reply.json as any).usage;
+  return {
+    promptTokens: u.input_tokens + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0),
+    completionTokens: u.output_tokens,
+  };
+}
+
+function anthropicStreamUsage(reply: MockReply): { promptTokens: number; completionTokens: number } {
+  const events = reply.sse!.map((e) => (typeof e === 'string' ? undefined : JSON.parse(e.data)));
+  const start = events.find((e) => e?.type === 'message_start').message.usage;
+  const delta = events.find((e) => e?.type === 'message_delta').usage;
+  return {
+    promptTokens: start.input_tokens + (start.cache_read_input_tokens ?? 0) + (start.cache_creation_input_tokens ?? 0),
+    completionTokens: delta.output_tokens,
+  };
+}
+
+function anthropicCalls(reply: MockReply): ExpectedCall[] {
+  return (reply.json as any).content.filter((b: any) => b.type === 'tool_use').map((b: any) => ({ name: b.name, args: b.input }));
+}
+
+const TOOLS: OpenAI.Chat.Completions.ChatCompletionTool[] = [
+  {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      description: 'Current weather',
+      parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string' } }, required: ['city'] },
+    },
+  },
+  {
+    type: 'function',
+    function: { name: 'get_time', parameters: { type: 'object', properties: { timezone: { type: 'string' } } } },
+  },
+];
+
+const MESSAGES: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [
+  { role: 'system', content: 'Be brief.' },
+  { role: 'user', content: 'Weather in Paris?' },
+];
+
+async function collect(stream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>) {
+  const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+  for await (const c of stream) chunks.push(c);
+  const calls: Record<number, { id?: string; name?: string; args: string; firstHadIdAndName: boolean }> = {};
+  let text = '';
+  let finish: string | null = null;
+  for (const c of chunks) {
+    const choice = c.choices[0];
+    if (!choice) continue;
+    text += choice.delta.content ?? '';
+    for (const tc of choice.delta.tool_calls ?? []) {
+      const e = (calls[tc.index] ??= { args: '', firstHadIdAndName: Boolean(tc.id && tc.function?.name) });
+      if (tc.id) e.id = tc.id;
+      if (tc.function?.name) e.name = tc.function.name;
+      e.args += tc.function?.arguments ?? '';
+    }
+    finish = choice.finish_reason ?? finish;
+  }
+  return { chunks, text, calls, finish };
+}
+
+for (const pc of CASES) {
+  describe(`provider type ${pc.type} through the openai SDK`, () => {
+    let mock: MockUpstream;
+    let t: TestGateway;
+
+    beforeAll(async () => {
+      mock = await startMockUpstream();
+      const cfg: Pick<ConfigInput, 'providers' | 'models'> = {
+        providers: [{ id: 'up', type: pc.type, baseUrl: mock.url, apiKey: 'upstream-key' }],
+        models: [{ id: 'test/chat', maxOutputTokens: 8192, endpoints: [{ provider: 'up', model: pc.upstreamModel }] }],
+      };
+      t = await startTestGateway(cfg);
+    });
+    afterAll(async () => {
+      await t.close();
+      await mock.close();
+    });
+    beforeEach(() => mock.reset());
+
+    it('answers a text request in OpenAI shape, with usage, valid against the schema', async () => {
+      mock.enqueue(pc.text.reply);
+      const res = await t.client.chat.completions.create({ model: 'test/chat', messages: MESSAGES, tools: TOOLS });
+      assertSchema('CreateChatCompletionResponse', res);
+      expect(res.object).toBe('chat.completion');
+      expect(res.id).toMatch(/^chatcmpl-/);
+      expect(res.choices[0]!.message).toMatchObject({ role: 'assistant', content: pc.text.text, refusal: null });
+      expect(res.choices[0]!.finish_reason).toBe('stop');
+      expect(res.usage).toMatchObject({
+        prompt_tokens: pc.text.promptTokens,
+        completion_tokens: pc.text.completionTokens,
+        total_tokens: pc.text.promptTokens + pc.text.completionTokens,
+      });
+      expect(mock.requests[0]!.url).toBe(pc.path(false));
+      pc.checkTranslated(mock.requests[0]!);
+      const row = (await t.usage()).at(-1)!;
+      expect(row).toMatchObject({ promptTokens: pc.text.promptTokens, completionTokens: pc.text.completionTokens, status: 200, streamed: false });
+    });
+
+    it('streams text as chat.completion.chunk events with the final usage chunk', async () => {
+      mock.enqueue(pc.textStream.reply);
+      const stream = await t.client.chat.completions.create({
+        model: 'test/chat',
+        messages: MESSAGES,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      const { chunks, text, finish } = await collect(stream);
+      for (const c of chunks) assertSchema('CreateChatCompletionStreamResponse', c);
+      expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
+      expect(text).toBe(pc.textStream.text);
+      expect(finish).toBe('stop');
+      const last = chunks.at(-1)!;
+      expect(last.choices).toEqual([]);
+      expect(last.usage).toMatchObject({ prompt_tokens: pc.textStream.promptTokens, completion_tokens: pc.textStream.completionTokens });
+      expect(mock.requests[0]!.url).toBe(pc.path(true));
+      const row = (await t.usage()).at(-1)!;
+      expect(row).toMatchObject({ promptTokens: pc.textStream.promptTokens, completionTokens: pc.textStream.completionTokens, streamed: true, status: 200 });
+    });
+
+    it('omits the usage chunk when the client did not ask, but still meters the stream', async () => {
+      mock.enqueue(pc.textStream.reply);
+      const stream = await t.client.chat.completions.create({ model: 'test/chat', messages: MESSAGES, stream: true });
+      const { chunks } = await collect(stream);
+      expect(chunks.every((c) => c.choices.length === 1 && !c.usage)).toBe(true);
+      expect((await t.usage()).at(-1)).toMatchObject({ promptTokens: pc.textStream.promptTokens, streamed: true });
+    });
+
+    it('returns parallel tool calls with OpenAI ids and JSON arguments', async () => {
+      mock.enqueue(pc.tools.reply);
+      const res = await t.client.chat.completions.create({ model: 'test/chat', messages: MESSAGES, tools: TOOLS, tool_choice: 'auto' });
+      assertSchema('CreateChatCompletionResponse', res);
+      expect(res.choices[0]!.finish_reason).toBe('tool_calls');
+      const calls = res.choices[0]!.message.tool_calls!.map((c) => c as OpenAI.Chat.Completions.ChatCompletionMessageFunctionToolCall);
+      expect(calls.map((c) => ({ name: c.function.name, args: JSON.parse(c.function.arguments) }))).toEqual(pc.tools.calls);
+      expect(new Set(calls.map((c) => c.id)).size).toBe(calls.length);
+      for (const c of calls) expect(c.id).toBeTruthy();
+    });
+
+    it('streams tool calls with index, id and name on the first delta of each call', async () => {
+      mock.enqueue(pc.toolStream.reply);
+      const stream = await t.client.chat.completions.create({ model: 'test/chat', messages: MESSAGES, tools: TOOLS, stream: true });
+      const { chunks, calls, finish } = await collect(stream);
+      for (const c of chunks) assertSchema('CreateChatCompletionStreamResponse', c);
+      expect(finish).toBe('tool_calls');
+      const indexes = Object.keys(calls).map(Number);
+      expect(indexes).toEqual(pc.toolStream.calls.map((_, i) => i));
+      for (const i of indexes) {
+        expect(calls[i]!.firstHadIdAndName).toBe(true);
+        expect({ name: calls[i]!.name, args: JSON.parse(calls[i]!.args) }).toEqual(pc.toolStream.calls[i]);
+      }
+    });
+
+    it('sends a multi-turn conversation with tool results back in the provider shape', async () => {
+      mock.enqueue(pc.text.reply);
+      await t.client.chat.completions.create({
+        model: 'test/chat',
+        tools: TOOLS,
+        messages: [
+          ...MESSAGES,
+          {
+            role: 'assistant',
+            content: null,
+            tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }],
+          },
+          { role: 'tool', tool_call_id: 'call_1', content: '{"temp":21}' },
+        ],
+      });
+      const body = JSON.stringify(mock.requests[0]!.json);
+      expect(body).toMatch(/temp(\\)?":21/);
+      expect(body).toContain('get_weather');
+    });
+
+    it('maps upstream 400 and 429 to the SDK error classes', async () => {
+      mock.enqueue(pc.badRequest);
+      await expect(t.client.chat.completions.create({ model: 'test/chat', messages: MESSAGES })).rejects.toBeInstanceOf(OpenAI.BadRequestError);
+      mock.enqueue(pc.rateLimited);
+      await expect(t.client.chat.completions.create({ model: 'test/chat', messages: MESSAGES })).rejects.toBeInstanceOf(OpenAI.RateLimitError);
+    });
+
+    it('ends a stream that fails upstream with an OpenAI-shaped error event and no [DONE]', async () => {
+      mock.enqueue(pc.midStreamError);
+      const res = await fetch(`${t.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'test/chat', stream: true, messages: MESSAGES }),
+      });
+      const text = await res.text();
+      expect(text).not.toContain('[DONE]');
+      const last = text.trim().split('\n\n').at(-1)!;
+      expect(JSON.parse(last.slice('data: '.length))).toMatchObject({ error: { message: expect.any(String), type: expect.any(String) } });
+    });
+
+    it('refuses a parameter whose loss would change the answer, before calling the upstream', async () => {
+      const err = await t.client.chat.completions.create({ model: 'test/chat', messages: MESSAGES, logprobs: true }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('logprobs');
+      expect(mock.requests).toHaveLength(0);
+    });
+
+    it('names the field of a malformed message', async () => {
+      const err = await t.client.chat.completions
+        .create({ model: 'test/chat', messages: [{ role: 'user', content: [{ type: 'bogus' } as never] }] })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('messages[0].content[0].type');
+    });
+
+    it('says which parameter it could not honour in x-maxrouter-warnings', async () => {
+      mock.enqueue(pc.text.reply);
+      const { response } = await t.client.chat.completions
+        .create({ model: 'test/chat', messages: MESSAGES, ...pc.warnedParam } as never)
+        .withResponse();
+      expect(response.headers.get('x-maxrouter-warnings')).toContain(Object.keys(pc.warnedParam)[0]);
+    });
+  });
+}
