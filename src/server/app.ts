@@ -48,7 +48,6 @@ function fromFastifyError(err: FastifyError): GatewayError {
 export function buildApp(opts: AppOptions): FastifyInstance {
   const app = Fastify({
     logger: false,
-    disableRequestLogging: true,
     bodyLimit: opts.bodyLimit,
     return503OnClosing: true,
     keepAliveTimeout: 72_000,

@@ -3,6 +3,7 @@
  * usage writer, catalog → Fastify app → listen. `stop()` closes in the reverse order and
  * flushes pending usage.
  */
+import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -41,6 +42,8 @@ export interface StartOptions {
 
 export async function startGateway(config: Config, opts: StartOptions = {}): Promise<RunningGateway> {
   const logger = createLogger(config.log.level, opts.logDestination);
+  // The data dir holds the server secret and, by default, the database: owner-only.
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const database = await openDatabase(config.database, { dataDir: config.dataDir });
   let catalog: Catalog | undefined;
   try {

@@ -241,6 +241,33 @@ for (const type of ['openai', 'openai-compatible'] as const) {
       await eventually(() => expect(mock.closedRequests).toBe(before + 1), 1000);
     });
 
+    it('answers 504 when the upstream sends no headers in time, and ends an idle stream with an error event', async () => {
+      const slow = await startTestGateway({
+        providers: [{ id: 'slow', type, baseUrl: `${mock.url}/v1`, apiKey: 'k', timeouts: { connect: 1000, headers: 300, body: 300 } }],
+        models: [{ id: 'slow/chat', endpoints: [{ provider: 'slow', model: 'm' }] }],
+      });
+      try {
+        mock.enqueue({ hang: true });
+        const err = await slow.client.chat.completions.create({ model: 'slow/chat', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(OpenAI.APIError);
+        expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(504);
+
+        mock.enqueue({ ...openaiTextStream(['a', 'b']), hangAfterEvents: 2 });
+        const res = await fetch(`${slow.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${slow.apiKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'slow/chat', stream: true, messages: [{ role: 'user', content: 'x' }] }),
+        });
+        const text = await res.text();
+        expect(text).toContain('"content":"a"');
+        expect(text).not.toContain('[DONE]');
+        expect(text).toContain('"code":"MR_ERR_UPSTREAM_TIMEOUT"');
+        expect((await slow.usage()).map((r) => r.status)).toEqual([504, 504]);
+      } finally {
+        await slow.close();
+      }
+    });
+
     it('passes embeddings through and meters their tokens', async () => {
       mock.enqueue(openaiEmbeddings([[0.5, 0.25]]));
       const res = await t.client.embeddings.create({ model: 'test/embed', input: 'hello', encoding_format: 'float' });

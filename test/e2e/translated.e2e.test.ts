@@ -34,6 +34,13 @@ interface ProviderCase {
   checkTranslated(req: RecordedRequest): void;
   /** A parameter with no equivalent that is dropped with a warning (never silently). */
   warnedParam: Record<string, unknown>;
+  /** A reply with reasoning, and what `reasoning_effort: 'high'` must become upstream. */
+  thinking: { reply: MockReply; stream: MockReply; reasoning: string; reasoningTokens: number; check(req: RecordedRequest): void };
+  /** A reply with cached prompt tokens. */
+  cached: { reply: MockReply; promptTokens: number; cachedTokens: number };
+  /** Images (a data URL and an https URL) and a JSON schema response format, as the provider takes them. */
+  checkImages(req: RecordedRequest): void;
+  checkJsonSchema(req: RecordedRequest): void;
 }
 
 const CASES: ProviderCase[] = [
@@ -73,6 +80,25 @@ const CASES: ProviderCase[] = [
       expect(req.json.tools[0].functionDeclarations[0].name).toBe('get_weather');
     },
     warnedParam: { user: 'user-123' },
+    thinking: {
+      reply: gemini.geminiThinkingReply(),
+      stream: gemini.geminiThinkingStream({ thoughts: ['**Weighing the question**', ' then answering.'] }),
+      reasoning: '**Weighing the question**',
+      reasoningTokens: 214,
+      check(req) {
+        expect(req.json.generationConfig.thinkingConfig).toEqual({ thinkingBudget: 24576, includeThoughts: true });
+      },
+    },
+    cached: { reply: gemini.geminiCachedReply(), promptTokens: 4120, cachedTokens: 4096 },
+    checkImages(req) {
+      const parts = req.json.contents[0].parts;
+      expect(parts).toContainEqual({ inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } });
+      expect(parts).toContainEqual({ fileData: { mimeType: 'image/jpeg', fileUri: 'https://example.com/cat.jpg' } });
+    },
+    checkJsonSchema(req) {
+      expect(req.json.generationConfig.responseMimeType).toBe('application/json');
+      expect(req.json.generationConfig.responseJsonSchema).toEqual(SCHEMA);
+    },
   },
   {
     type: 'anthropic',
@@ -96,11 +122,32 @@ const CASES: ProviderCase[] = [
       expect(req.json.messages[0].role).toBe('user');
       expect(JSON.stringify(req.json.messages[0].content)).toContain('Weather in Paris?');
       expect(req.json.tools[0]).toMatchObject({ name: 'get_weather', input_schema: { type: 'object' } });
-      expect(req.json.max_tokens).toBe(8192);
+      expect(req.json.max_tokens).toBe(64000);
     },
     warnedParam: { seed: 7 },
+    thinking: {
+      reply: anthropic.anthropicThinkingReply(),
+      stream: anthropic.anthropicThinkingStream(),
+      reasoning: 'The user asks for 27 * 453.',
+      reasoningTokens: 0,
+      check(req) {
+        expect(req.json.thinking).toEqual({ type: 'enabled', budget_tokens: 24576 });
+        expect(req.json.max_tokens).toBeGreaterThan(24576);
+      },
+    },
+    cached: { reply: anthropic.anthropicCachedUsageReply(), promptTokens: 21 + 1800 + 248, cachedTokens: 1800 },
+    checkImages(req) {
+      const content = req.json.messages[0].content;
+      expect(content).toContainEqual({ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } });
+      expect(content).toContainEqual({ type: 'image', source: { type: 'url', url: 'https://example.com/cat.jpg' } });
+    },
+    checkJsonSchema(req) {
+      expect(req.json.output_config).toEqual({ format: { type: 'json_schema', schema: SCHEMA } });
+    },
   },
 ];
+
+const SCHEMA = { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'], additionalProperties: false };
 
 function anthropicUsage(reply: MockReply): { promptTokens: number; completionTokens: number } {
   const u = (reply.json as any).usage;
@@ -174,7 +221,7 @@ for (const pc of CASES) {
       mock = await startMockUpstream();
       const cfg: Pick<ConfigInput, 'providers' | 'models'> = {
         providers: [{ id: 'up', type: pc.type, baseUrl: mock.url, apiKey: 'upstream-key' }],
-        models: [{ id: 'test/chat', maxOutputTokens: 8192, endpoints: [{ provider: 'up', model: pc.upstreamModel }] }],
+        models: [{ id: 'test/chat', maxOutputTokens: 64000, endpoints: [{ provider: 'up', model: pc.upstreamModel }] }],
       };
       t = await startTestGateway(cfg);
     });
@@ -310,6 +357,59 @@ for (const pc of CASES) {
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(OpenAI.BadRequestError);
       expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('messages[0].content[0].type');
+    });
+
+    it('maps reasoning_effort to the thinking setting and returns reasoning with its token count', async () => {
+      mock.enqueue(pc.thinking.reply);
+      const res = await t.client.chat.completions.create({ model: 'test/chat', messages: MESSAGES, reasoning_effort: 'high' });
+      assertSchema('CreateChatCompletionResponse', res);
+      pc.thinking.check(mock.requests[0]!);
+      expect((res.choices[0]!.message as unknown as { reasoning: string }).reasoning).toContain(pc.thinking.reasoning);
+      expect(res.usage!.completion_tokens_details!.reasoning_tokens).toBe(pc.thinking.reasoningTokens);
+
+      mock.enqueue(pc.thinking.stream);
+      const stream = await t.client.chat.completions.create({ model: 'test/chat', messages: MESSAGES, reasoning_effort: 'high', stream: true });
+      const { chunks, text } = await collect(stream);
+      for (const c of chunks) assertSchema('CreateChatCompletionStreamResponse', c);
+      const reasoning = chunks.map((c) => (c.choices[0]?.delta as { reasoning?: string } | undefined)?.reasoning ?? '').join('');
+      expect(reasoning).toContain(pc.thinking.reasoning);
+      expect(text.length).toBeGreaterThan(0);
+    });
+
+    it('reports cached prompt tokens as OpenAI does', async () => {
+      mock.enqueue(pc.cached.reply);
+      const res = await t.client.chat.completions.create({ model: 'test/chat', messages: MESSAGES });
+      expect(res.usage!.prompt_tokens).toBe(pc.cached.promptTokens);
+      expect(res.usage!.prompt_tokens_details!.cached_tokens).toBe(pc.cached.cachedTokens);
+      expect((await t.usage()).at(-1)).toMatchObject({ promptTokens: pc.cached.promptTokens, cachedTokens: pc.cached.cachedTokens });
+    });
+
+    it('sends images given as data URLs and https URLs', async () => {
+      mock.enqueue(pc.text.reply);
+      await t.client.chat.completions.create({
+        model: 'test/chat',
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'What is in these?' },
+              { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+              { type: 'image_url', image_url: { url: 'https://example.com/cat.jpg' } },
+            ],
+          },
+        ],
+      });
+      pc.checkImages(mock.requests[0]!);
+    });
+
+    it('sends response_format json_schema as the provider structured-output setting', async () => {
+      mock.enqueue(pc.text.reply);
+      await t.client.chat.completions.create({
+        model: 'test/chat',
+        messages: MESSAGES,
+        response_format: { type: 'json_schema', json_schema: { name: 'answer', schema: SCHEMA, strict: true } },
+      });
+      pc.checkJsonSchema(mock.requests[0]!);
     });
 
     it('says which parameter it could not honour in x-maxrouter-warnings', async () => {
