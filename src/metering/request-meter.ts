@@ -36,6 +36,7 @@ export function createMeterFactory(sink: UsageSink, log: AccessLog, now: () => n
         reqId: start.reqId,
         generationId: start.generationId,
         keyId: start.key.keyId,
+        accountId: start.key.accountId,
         model: start.route.modelId,
         provider: start.route.provider.id,
         status,

@@ -11,7 +11,6 @@ export const ACCESS_LOG_FIELDS = [
   'generationId',
   'keyId',
   'accountId',
-  'route',
   'model',
   'provider',
   'status',
