@@ -9,7 +9,6 @@ import { encodeStreamError } from '../api/openai/encode-error.js';
 import { DONE_EVENT, OpenAIStreamEncoder } from '../api/openai/encode-stream.js';
 import { GatewayError, invalidRequest } from '../ir/errors.js';
 import type { IRWarning } from '../ir/request.js';
-import type { IRChatResult } from '../ir/response.js';
 import type { IRStreamPart } from '../ir/stream-part.js';
 import { emptyUsage, type IRUsage } from '../ir/usage.js';
 import { usageFromOpenAI } from '../providers/openai/usage.js';
@@ -17,7 +16,7 @@ import type { UpstreamRequest } from '../providers/provider.js';
 import type { Route } from '../routing/catalog.js';
 import type { UpstreamResponse } from '../routing/upstream-client.js';
 import { createSSEDecoder } from '../sse/sse-parser.js';
-import type { GatewayContext, RequestMeter } from './context.js';
+import { meterRequest, type GatewayContext, type RequestMeter } from './context.js';
 import {
   SSEWriter,
   abortOnClientClose,
@@ -41,46 +40,33 @@ export async function chatCompletions(ctx: GatewayContext, request: FastifyReque
   const route = ctx.catalog.resolve((body as Body).model, 'chat');
   const stream = (body as Body).stream === true;
   const generationId = newGenerationId();
-  const meter = ctx.meter({ generationId, key, route, streamed: stream, started, reqId: request.id });
+  const meter = meterRequest(ctx, request, { generationId, key, route, streamed: stream, started, reqId: request.id });
+  try {
+    await relay(route, body as Body, stream, generationId, reply, meter);
+  } catch (err) {
+    meter.fail(clientGone(reply) ? 499 : err instanceof GatewayError ? err.status : 500, err);
+    throw err;
+  }
+}
 
+async function relay(route: Route, body: Body, stream: boolean, generationId: string, reply: FastifyReply, meter: RequestMeter): Promise<void> {
   const passthrough = route.provider.adapter.buildPassthroughChatRequest !== undefined;
-  const { upstreamRequest, includeUsage } = passthrough
-    ? passthroughRequest(route, body as Body, stream)
-    : translatedRequest(route, body as Body);
+  const { upstreamRequest, includeUsage } = passthrough ? passthroughRequest(route, body, stream) : translatedRequest(route, body);
 
   const abort = abortOnClientClose(reply);
-  let upstream: UpstreamResponse;
-  try {
-    upstream = await route.provider.client.post(upstreamRequest, abort.signal);
-  } catch (err) {
-    meter.fail(clientGone(reply) ? 499 : (err as GatewayError).status ?? 502, err);
-    throw err;
-  }
-  if (upstream.statusCode < 200 || upstream.statusCode >= 300) {
-    const err = await upstreamFailure(upstream, route.provider);
-    meter.fail(err.status, err);
-    throw err;
-  }
+  const upstream = await route.provider.client.post(upstreamRequest, abort.signal);
+  if (upstream.statusCode < 200 || upstream.statusCode >= 300) throw await upstreamFailure(upstream, route.provider);
   const headers = commonHeaders(generationId, route.provider, upstreamRequest.warnings);
 
   if (!stream) {
-    const { text, json } = await readJson(upstream, route.provider).catch((err) => {
-      meter.fail(clientGone(reply) ? 499 : (err as GatewayError).status, err);
-      throw err;
-    });
+    const { text, json } = await readJson(upstream, route.provider);
     if (passthrough) {
       // Same dialect: the upstream's bytes go to the client untouched; usage is tapped.
       meter.finish(200, usageFromOpenAI((json as Body | null)?.usage) ?? emptyUsage());
       reply.headers(headers).type('application/json').send(text);
       return;
     }
-    let result: IRChatResult;
-    try {
-      result = route.provider.adapter.parseChatResponse(json);
-    } catch (err) {
-      meter.fail(502, err);
-      throw err;
-    }
+    const result = route.provider.adapter.parseChatResponse(json);
     meter.finish(200, result.usage);
     const created = Math.floor(Date.now() / 1000);
     reply

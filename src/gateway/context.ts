@@ -1,5 +1,5 @@
-import type { Route } from '../routing/catalog.js';
-import type { Catalog } from '../routing/catalog.js';
+import type { FastifyRequest } from 'fastify';
+import type { Catalog, Route } from '../routing/catalog.js';
 import type { IRUsage } from '../ir/usage.js';
 
 import type { AuthedKey } from '../auth/authenticator.js';
@@ -28,4 +28,17 @@ export interface GatewayContext {
   /** Resolves the caller from the Authorization header or throws a 401 GatewayError. */
   authenticate(authorization: string | undefined): Promise<AuthedKey>;
   meter(start: MeterStart): RequestMeter;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set once the request has a meter: its outcome is recorded there, not by the error handler. */
+    metered: boolean;
+  }
+}
+
+/** Starts metering a request and marks it, so the error handler does not log it twice. */
+export function meterRequest(ctx: GatewayContext, request: FastifyRequest, start: MeterStart): RequestMeter {
+  request.metered = true;
+  return ctx.meter(start);
 }

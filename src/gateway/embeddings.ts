@@ -8,7 +8,7 @@ import { GatewayError, invalidRequest } from '../ir/errors.js';
 import type { IREmbeddingsRequest } from '../ir/embeddings.js';
 import { emptyUsage, tokenCount } from '../ir/usage.js';
 import type { UpstreamRequest } from '../providers/provider.js';
-import type { GatewayContext } from './context.js';
+import { meterRequest, type GatewayContext } from './context.js';
 import { abortOnClientClose, clientGone, commonHeaders, newGenerationId, readJson, upstreamFailure } from './relay.js';
 
 type Body = Record<string, unknown>;
@@ -55,7 +55,7 @@ export async function embeddings(ctx: GatewayContext, request: FastifyRequest, r
     throw invalidRequest("'dimensions' must be a positive integer.", 'dimensions');
   }
   const generationId = newGenerationId();
-  const meter = ctx.meter({ generationId, key, route, streamed: false, started, reqId: request.id });
+  const meter = meterRequest(ctx, request, { generationId, key, route, streamed: false, started, reqId: request.id });
 
   let up: UpstreamRequest;
   if (adapter.buildPassthroughEmbeddingsRequest) {

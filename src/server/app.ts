@@ -56,8 +56,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     forceCloseConnections: 'idle',
   });
 
+  app.decorateRequest('metered', false);
+
   app.setErrorHandler((error: unknown, request, reply) => {
     const err = error instanceof GatewayError ? error : fromFastifyError(error as FastifyError);
+    // Requests refused before metering (bad key, bad input, unknown model) still get an access-log line.
+    if (!request.metered) opts.accessLog.write({ reqId: request.id, status: err.status, errorCode: err.code });
     if (err.code === 'MR_ERR_INTERNAL') {
       // Unknown failures are logged by name and code only: messages of unknown origin may hold content.
       const e = error as { name?: string; code?: string };

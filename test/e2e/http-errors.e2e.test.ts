@@ -38,7 +38,7 @@ describe('HTTP-level errors and other endpoints', () => {
 
   async function expectError(res: Response, status: number, code: string) {
     expect(res.status).toBe(status);
-    const body = await res.json();
+    const body = (await res.json()) as any;
     assertSchema('ErrorResponse', body);
     expect(body.error.code).toBe(code);
     return body.error as { message: string; param: string | null };
@@ -81,7 +81,7 @@ describe('HTTP-level errors and other endpoints', () => {
     expect(res.usage.prompt_tokens).toBeGreaterThan(0);
 
     mock.enqueue(geminiEmbeddingsReply({ vectors: [[0.5, -0.25]] }));
-    const raw = await (await post('/v1/embeddings', JSON.stringify({ model: 'google/embed', input: 'x', encoding_format: 'base64' }))).json();
+    const raw: any = await (await post('/v1/embeddings', JSON.stringify({ model: 'google/embed', input: 'x', encoding_format: 'base64' }))).json();
     const buf = Buffer.from(raw.data[0].embedding, 'base64');
     expect([buf.readFloatLE(0), buf.readFloatLE(4)]).toEqual([0.5, -0.25]);
 
@@ -106,5 +106,9 @@ describe('HTTP-level errors and other endpoints', () => {
       bodies.add(await res.text());
     }
     expect(bodies.size).toBe(1);
+    const logged = t.logs.join('');
+    expect(logged).toContain('"status":401,"errorCode":"MR_ERR_UNAUTHORIZED"');
+    expect(logged).not.toContain(typo);
+    expect(logged).not.toContain(good);
   });
 });
