@@ -1,8 +1,8 @@
 /**
  * Usage rows: one per generation, token counts and metadata only. Written in batches by
- * `metering/usage-writer.ts` as multi-row inserts.
+ * `metering/usage-writer.ts`, one statement per batch.
  */
-import type { Kysely } from 'kysely';
+import { SqliteAdapter, sql, type Kysely } from 'kysely';
 import type { DB, NewUsageRow, UsageRow } from './schema.js';
 
 /** One generation's usage, as the gateway records it. */
@@ -30,32 +30,59 @@ export interface UsageRecord {
   createdAt: number;
 }
 
-const COLUMNS_PER_ROW = 15;
+/** Columns in insert order, with their PostgreSQL array element types. */
+const COLUMNS = [
+  ['id', 'text'],
+  ['key_id', 'text'],
+  ['account_id', 'text'],
+  ['model', 'text'],
+  ['provider', 'text'],
+  ['upstream_model', 'text'],
+  ['prompt_tokens', 'integer'],
+  ['completion_tokens', 'integer'],
+  ['cached_tokens', 'integer'],
+  ['cache_write_tokens', 'integer'],
+  ['reasoning_tokens', 'integer'],
+  ['status', 'integer'],
+  ['latency_ms', 'integer'],
+  ['streamed', 'integer'],
+  ['created_at', 'bigint'],
+] as const satisfies ReadonlyArray<readonly [keyof NewUsageRow, string]>;
+
+const COLUMN_LIST = sql.raw(COLUMNS.map(([c]) => c).join(', '));
+const SQLITE_EXTRACTS = sql.raw(COLUMNS.map((_, i) => `json_extract(value, '$[${i}]')`).join(', '));
+
 /**
- * Rows per INSERT statement: bound parameters stay under SQLite's 32 766 (and PostgreSQL's
- * 65 535). Batches up to this size are one statement; larger ones are split inside one
- * transaction, so a batch is still all-or-nothing.
+ * Kept for callers that size batches; a batch of any size is now one statement with a fixed
+ * number of parameters (one JSON text in SQLite, one array per column in PostgreSQL).
  */
-export const MAX_ROWS_PER_INSERT = Math.floor(32_766 / COLUMNS_PER_ROW);
+export const MAX_ROWS_PER_INSERT = 10_000;
 
 export class UsageRepo {
-  constructor(private readonly db: Kysely<DB>) {}
+  readonly #sqlite: boolean;
+
+  constructor(private readonly db: Kysely<DB>) {
+    this.#sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
+  }
 
   /**
-   * Inserts rows as one multi-row INSERT. Idempotent on the generation id (`ON CONFLICT DO
-   * NOTHING`), so retrying a batch whose first attempt did commit cannot fail or double-count.
+   * Inserts rows with ONE statement whatever their number, with a constant parameter count, so
+   * the cost per row is a few microseconds (no per-value query building): SQLite reads the rows
+   * from one JSON array (`json_each`), PostgreSQL from one array per column (`unnest`).
+   * Idempotent on the generation id (`ON CONFLICT DO NOTHING`), so retrying a batch whose first
+   * attempt did commit cannot fail or double-count.
    */
   async insertUsage(rows: readonly UsageRecord[]): Promise<void> {
     if (rows.length === 0) return;
-    if (rows.length <= MAX_ROWS_PER_INSERT) {
-      await insertChunk(this.db, rows);
+    const tuples = rows.map(toTuple);
+    if (this.#sqlite) {
+      await sql`insert into usage (${COLUMN_LIST}) select ${SQLITE_EXTRACTS} from json_each(${JSON.stringify(tuples)}) where true on conflict (id) do nothing`.execute(
+        this.db,
+      );
       return;
     }
-    await this.db.transaction().execute(async (trx) => {
-      for (let i = 0; i < rows.length; i += MAX_ROWS_PER_INSERT) {
-        await insertChunk(trx, rows.slice(i, i + MAX_ROWS_PER_INSERT));
-      }
-    });
+    const arrays = COLUMNS.map(([, type], i) => sql`${tuples.map((t) => t[i])}::${sql.raw(type)}[]`);
+    await sql`insert into usage (${COLUMN_LIST}) select * from unnest(${sql.join(arrays)}) on conflict (id) do nothing`.execute(this.db);
   }
 
   /** An account's usage, oldest first. For tests and small reports; not paginated. */
@@ -71,12 +98,9 @@ export class UsageRepo {
   }
 }
 
-async function insertChunk(db: Kysely<DB>, rows: readonly UsageRecord[]): Promise<void> {
-  await db
-    .insertInto('usage')
-    .values(rows.map(toRow))
-    .onConflict((oc) => oc.column('id').doNothing())
-    .execute();
+function toTuple(r: UsageRecord): Array<string | number> {
+  const row = toRow(r);
+  return COLUMNS.map(([c]) => row[c] as string | number);
 }
 
 function toRow(r: UsageRecord): NewUsageRow {
