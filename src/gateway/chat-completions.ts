@@ -14,7 +14,7 @@ import { emptyUsage, type IRUsage } from '../ir/usage.js';
 import { usageFromOpenAI } from '../providers/openai/usage.js';
 import type { UpstreamRequest } from '../providers/provider.js';
 import type { Route } from '../routing/catalog.js';
-import type { UpstreamResponse } from '../routing/upstream-client.js';
+import type { UpstreamCall } from '../routing/upstream-client.js';
 import { createSSEDecoder } from '../sse/sse-parser.js';
 import { meterRequest, type GatewayContext, type RequestMeter } from './context.js';
 import {
@@ -24,9 +24,8 @@ import {
   commonHeaders,
   newGenerationId,
   readJson,
-  upstreamFailure,
+  upstreamStarted,
 } from './relay.js';
-import { transportError } from '../routing/upstream-client.js';
 
 type Body = Record<string, unknown>;
 
@@ -53,9 +52,9 @@ async function relay(route: Route, body: Body, stream: boolean, generationId: st
   const passthrough = route.provider.adapter.buildPassthroughChatRequest !== undefined;
   const { upstreamRequest, includeUsage } = passthrough ? passthroughRequest(route, body, stream) : translatedRequest(route, body);
 
-  const abort = abortOnClientClose(reply);
-  const upstream = await route.provider.client.post(upstreamRequest, abort.signal);
-  if (upstream.statusCode < 200 || upstream.statusCode >= 300) throw await upstreamFailure(upstream, route.provider);
+  const upstream = route.provider.client.post(upstreamRequest);
+  abortOnClientClose(reply, upstream);
+  await upstreamStarted(upstream, route.provider);
   const headers = commonHeaders(generationId, route.provider, upstreamRequest.warnings);
 
   if (!stream) {
@@ -76,7 +75,7 @@ async function relay(route: Route, body: Body, stream: boolean, generationId: st
     return;
   }
 
-  const writer = new SSEWriter(reply, headers);
+  const writer = new SSEWriter(reply, headers, upstream);
   if (passthrough) {
     await relayPassthroughStream(upstream, writer, reply, route, meter, includeUsage);
   } else {
@@ -121,7 +120,7 @@ function translatedRequest(route: Route, body: Body): { upstreamRequest: Upstrea
  * not ask for it. An upstream that ends without `[DONE]` gets an error event, not a fake one.
  */
 async function relayPassthroughStream(
-  upstream: UpstreamResponse,
+  upstream: UpstreamCall,
   writer: SSEWriter,
   reply: FastifyReply,
   route: Route,
@@ -163,7 +162,7 @@ async function relayPassthroughStream(
       writer.push(encodeStreamError(failed));
     },
   });
-  await pump(upstream, writer, reply, route, sse, () => done || failed !== undefined, {
+  await pump(upstream, writer, reply, sse, () => (failed ? 'failed' : done ? 'done' : false), {
     onEnd() {
       if (!done && !failed) {
         failed = new GatewayError('MR_ERR_UPSTREAM_BAD_RESPONSE', `Provider '${route.provider.id}' ended the stream early.`);
@@ -180,7 +179,7 @@ async function relayPassthroughStream(
 
 /** Relays a stream of another dialect: upstream events → IR parts → OpenAI chunks. */
 async function relayTranslatedStream(
-  upstream: UpstreamResponse,
+  upstream: UpstreamCall,
   writer: SSEWriter,
   reply: FastifyReply,
   route: Route,
@@ -204,7 +203,7 @@ async function relayTranslatedStream(
       emit([{ type: 'error', error: new GatewayError('MR_ERR_UPSTREAM_BAD_RESPONSE', `Provider '${route.provider.id}': ${message}.`) }]);
     },
   });
-  await pump(upstream, writer, reply, route, sse, () => failed !== undefined, {
+  await pump(upstream, writer, reply, sse, () => (failed ? 'failed' : false), {
     onEnd() {
       emit(decoder.end());
       if (!failed) writer.push(encoder.end());
@@ -216,34 +215,59 @@ async function relayTranslatedStream(
   settle(meter, reply, failed, usage);
 }
 
-/** Reads the upstream body into the SSE decoder and flushes to the client after each chunk. */
-async function pump(
-  upstream: UpstreamResponse,
+/**
+ * Feeds the upstream body into the SSE decoder and flushes to the client after each chunk.
+ * Resolves when the upstream ended, failed, or the client went away (the call is then aborted).
+ * Once `stop()` says the stream is over, further bytes are ignored; the upstream connection is
+ * cut only on failure, so a finished stream keeps its keep-alive connection.
+ */
+function pump(
+  upstream: UpstreamCall,
   writer: SSEWriter,
   reply: FastifyReply,
-  route: Route,
   sse: ReturnType<typeof createSSEDecoder>,
-  stop: () => boolean,
+  stop: () => 'done' | 'failed' | false,
   hooks: { onEnd(): void; onTransportError(err: GatewayError): void },
 ): Promise<void> {
   writer.start();
-  try {
-    for await (const chunk of upstream.body) {
-      sse.feed(chunk as Buffer);
-      await writer.flush();
-      if (stop()) break;
-      if (clientGone(reply)) break;
-    }
-    if (!stop() && !clientGone(reply)) {
-      sse.end();
-      hooks.onEnd();
-    }
-  } catch (err) {
-    if (!clientGone(reply)) hooks.onTransportError(transportError(err, route.provider.id));
-  } finally {
-    if (!upstream.body.destroyed) upstream.body.destroy();
-    await writer.end();
-  }
+  return new Promise<void>((resolve) => {
+    let settled = false;
+    const finish = () => {
+      if (settled) return;
+      settled = true;
+      reply.raw.off('close', onClose);
+      writer.end();
+      resolve();
+    };
+    const onClose = () => {
+      if (reply.raw.writableFinished) return;
+      upstream.abort();
+      finish();
+    };
+    reply.raw.once('close', onClose);
+    upstream.consume({
+      data(chunk) {
+        if (settled || stop()) return;
+        sse.feed(chunk);
+        writer.flush();
+        if (stop() === 'failed') {
+          upstream.abort();
+          finish();
+        }
+      },
+      end() {
+        if (!settled && !stop()) {
+          sse.end();
+          hooks.onEnd();
+        }
+        finish();
+      },
+      error(err) {
+        if (!settled && !stop() && !clientGone(reply)) hooks.onTransportError(err);
+        finish();
+      },
+    });
+  });
 }
 
 function settle(meter: RequestMeter, reply: FastifyReply, failed: GatewayError | undefined, usage: IRUsage | undefined): void {

@@ -9,7 +9,7 @@ import type { IREmbeddingsRequest } from '../ir/embeddings.js';
 import { emptyUsage, tokenCount } from '../ir/usage.js';
 import type { UpstreamRequest } from '../providers/provider.js';
 import { meterRequest, type GatewayContext } from './context.js';
-import { abortOnClientClose, clientGone, commonHeaders, newGenerationId, readJson, upstreamFailure } from './relay.js';
+import { abortOnClientClose, clientGone, commonHeaders, newGenerationId, readJson, upstreamStarted } from './relay.js';
 
 type Body = Record<string, unknown>;
 
@@ -72,10 +72,10 @@ export async function embeddings(ctx: GatewayContext, request: FastifyRequest, r
     throw new GatewayError('MR_ERR_UNSUPPORTED_ENDPOINT', `Provider type '${adapter.type}' has no embeddings API.`, { param: 'model' });
   }
 
-  const abort = abortOnClientClose(reply);
   try {
-    const upstream = await route.provider.client.post(up, abort.signal);
-    if (upstream.statusCode < 200 || upstream.statusCode >= 300) throw await upstreamFailure(upstream, route.provider);
+    const upstream = route.provider.client.post(up);
+    abortOnClientClose(reply, upstream);
+    await upstreamStarted(upstream, route.provider);
     const { text, json } = await readJson(upstream, route.provider);
     const headers = commonHeaders(generationId, route.provider, up.warnings);
     if (adapter.buildPassthroughEmbeddingsRequest) {

@@ -1,24 +1,148 @@
 /**
  * One undici `Pool` per provider: keep-alive connections, connect/headers/body timeouts composed
- * once, so adapters never deal with transport. Requests go out with `pool.request`.
- * @see https://undici.nodejs.org/#/docs/api/Pool
+ * once, so adapters never deal with transport. Requests go out with `pool.dispatch` and a small
+ * handler — no response stream object, no async iterator, no AbortController per request —
+ * because the relay is the hot path.
+ * @see https://undici.nodejs.org/#/docs/api/Dispatcher?id=dispatcherdispatchoptions-handler
  */
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { GatewayError } from '../ir/errors.js';
 import type { ProviderConfig } from '../config/schema.js';
 import type { UpstreamRequest } from '../providers/provider.js';
 
-export interface UpstreamResponse {
-  statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
+export type UpstreamHeaders = Record<string, string | string[] | undefined>;
+
+/** Receives an upstream body once the relay has looked at the status. */
+export interface BodyConsumer {
+  data(chunk: Buffer): void;
+  end(): void;
+  /** The transfer failed (timeout, reset, abort); never carries content. */
+  error(err: GatewayError): void;
+}
+
+/**
+ * One upstream request in flight. `started` resolves when the status and headers arrive (or
+ * rejects with a gateway error before that); the body is then taken with `consume` or `text`.
+ */
+export class UpstreamCall implements Dispatcher.DispatchHandler {
+  statusCode = 0;
+  headers: UpstreamHeaders = {};
+  readonly started: Promise<void>;
+  #resolveStart!: () => void;
+  #rejectStart!: (err: GatewayError) => void;
+  #controller: Dispatcher.DispatchController | undefined;
+  #abortReason: Error | undefined;
+  #consumer: BodyConsumer | undefined;
+  #buffered: Buffer[] = [];
+  #ended = false;
+  #failed: GatewayError | undefined;
+  #isStarted = false;
+
+  constructor(private readonly providerId: string) {
+    this.started = new Promise<void>((resolve, reject) => {
+      this.#resolveStart = resolve;
+      this.#rejectStart = reject;
+    });
+    // A failure before anyone awaits `started` must not become an unhandled rejection.
+    this.started.catch(() => {});
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#abortReason) controller.abort(this.#abortReason);
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: UpstreamHeaders): void {
+    if (statusCode < 200) return; // 1xx informational
+    this.statusCode = statusCode;
+    this.headers = headers;
+    this.#isStarted = true;
+    this.#resolveStart();
+  }
+
+  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#consumer) this.#consumer.data(chunk);
+    else this.#buffered.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.#ended = true;
+    this.#consumer?.end();
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    const gwErr = transportError(err, this.providerId);
+    this.#failed = gwErr;
+    if (!this.#isStarted) this.#rejectStart(gwErr);
+    else this.#consumer?.error(gwErr);
+  }
+
+  /** Cancels the request (the client went away). Safe to call at any time, more than once. */
+  abort(): void {
+    if (this.#abortReason || this.#ended || this.#failed) return;
+    this.#abortReason = new Error('client closed the request');
+    this.#controller?.abort(this.#abortReason);
+  }
+
+  pause(): void {
+    this.#controller?.pause();
+  }
+
+  resume(): void {
+    this.#controller?.resume();
+  }
+
+  /** Starts delivering the body (after `started`); chunks that came early are delivered first. */
+  consume(consumer: BodyConsumer): void {
+    this.#consumer = consumer;
+    const early = this.#buffered;
+    this.#buffered = [];
+    for (const chunk of early) consumer.data(chunk);
+    if (this.#failed) consumer.error(this.#failed);
+    else if (this.#ended) consumer.end();
+  }
+
+  /** The whole body as text, up to `limit` bytes; past that the upstream is treated as broken. */
+  text(limit: number): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let done = false;
+      this.consume({
+        data: (chunk) => {
+          if (done) return;
+          size += chunk.length;
+          if (size > limit) {
+            done = true;
+            this.abort();
+            reject(new GatewayError('MR_ERR_UPSTREAM_BAD_RESPONSE', `Provider '${this.providerId}' sent an oversized response.`));
+            return;
+          }
+          chunks.push(chunk);
+        },
+        end: () => {
+          if (done) return;
+          done = true;
+          resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+        },
+        error: (err) => {
+          if (done) return;
+          done = true;
+          reject(err);
+        },
+      });
+    });
+  }
 }
 
 export class UpstreamClient {
   private readonly pool: Pool;
   private readonly origin: string;
 
-  constructor(private readonly cfg: ProviderConfig, baseUrl: string) {
+  constructor(
+    private readonly cfg: ProviderConfig,
+    baseUrl: string,
+  ) {
     this.origin = new URL(baseUrl).origin;
     this.pool = new Pool(this.origin, {
       connections: cfg.connections,
@@ -31,24 +155,16 @@ export class UpstreamClient {
     });
   }
 
-  /** Sends a POST; maps transport failures to gateway errors (never with content). */
-  async post(up: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse> {
+  /** Sends a POST. Await `call.started` for the status; transport failures are gateway errors. */
+  post(up: UpstreamRequest): UpstreamCall {
+    const call = new UpstreamCall(this.cfg.id);
     const url = new URL(up.url);
     if (url.origin !== this.origin) {
-      throw new GatewayError('MR_ERR_INTERNAL', 'Upstream URL does not match the provider origin.');
+      call.onResponseError(undefined as never, new GatewayError('MR_ERR_INTERNAL', 'Upstream URL does not match the provider origin.'));
+      return call;
     }
-    try {
-      const res = await this.pool.request({
-        method: 'POST',
-        path: url.pathname + url.search,
-        headers: up.headers,
-        body: up.body,
-        signal,
-      });
-      return { statusCode: res.statusCode, headers: res.headers, body: res.body };
-    } catch (err) {
-      throw transportError(err, this.cfg.id);
-    }
+    this.pool.dispatch({ method: 'POST', path: url.pathname + url.search, headers: up.headers, body: up.body }, call);
+    return call;
   }
 
   close(): Promise<void> {
