@@ -1,10 +1,19 @@
 /**
  * The process logger. Nothing on the request path passes objects to it except the access log,
  * which copies allowlisted fields; no serializers for requests, responses or errors exist.
+ *
+ * Lines are buffered (4 KiB, asynchronous writes): one write per line would cost a system call
+ * per request. `flushLogger` at shutdown writes what is buffered; a crash can lose the last
+ * few kilobytes of log, never usage (that is in the database).
  */
 import { pino, type Logger } from 'pino';
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
   const opts = { level, base: { service: 'maxrouter' }, serializers: {} };
-  return destination ? pino(opts, destination as never) : pino(opts);
+  return pino(opts, (destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 })) as never);
+}
+
+/** Writes buffered log lines out (at shutdown). */
+export function flushLogger(logger: Logger): Promise<void> {
+  return new Promise((resolve) => logger.flush(() => resolve()));
 }

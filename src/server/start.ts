@@ -19,7 +19,7 @@ import { createRepositories, type Repositories } from '../storage/repositories.j
 import { sql } from 'kysely';
 import { AccessLog } from './access-log.js';
 import { buildApp } from './app.js';
-import { createLogger } from './logger.js';
+import { createLogger, flushLogger } from './logger.js';
 
 export interface RunningGateway {
   app: FastifyInstance;
@@ -95,6 +95,7 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
           await usageWriter.flush();
           await cat.close();
           await database.close();
+          await flushLogger(logger);
         })()),
     };
   } catch (err) {
