@@ -52,6 +52,9 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
     const repos = createRepositories(database.db);
     const authenticator = new KeyAuthenticator(repos.keys, secret);
     const usageWriter = new UsageWriter((rows) => repos.usage.insertUsage(rows), {
+      // Fewer, larger batches: each statement has a fixed cost; a crash loses at most this window.
+      flushIntervalMs: 20,
+      maxBatch: 1000,
       onError: (err) => logger.error({ errorName: err.name }, 'usage write failed; rows kept for retry'),
     });
     catalog = new Catalog(config);
