@@ -124,6 +124,7 @@ async function serve(config: Config, io: MainIO, configPath: string | undefined)
   const models = gw.catalog.models.size;
   const providers = gw.catalog.providers.size;
   gw.logger.info({ url: gw.url, providers, models, config: configPath ?? 'defaults' }, 'maxrouter listening');
+  gw.logger.flush(); // the log is buffered; the start-up line should not wait for traffic
   if (providers === 0) {
     io.stderr(
       'maxrouter: no providers configured. Set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY, ' +

@@ -8,9 +8,16 @@
  */
 import { pino, type Logger } from 'pino';
 
-export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+export interface Logging {
+  logger: Logger;
+  /** The logger's destination, for the access log's pre-formatted lines. */
+  destination: { write(line: string): unknown };
+}
+
+export function createLogging(level: string, destination?: NodeJS.WritableStream): Logging {
   const opts = { level, base: { service: 'maxrouter' }, serializers: {} };
-  return pino(opts, (destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 })) as never);
+  const dest = destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  return { logger: pino(opts, dest as never), destination: dest as Logging['destination'] };
 }
 
 /** Writes buffered log lines out (at shutdown). */

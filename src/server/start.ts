@@ -19,7 +19,7 @@ import { createRepositories, type Repositories } from '../storage/repositories.j
 import { sql } from 'kysely';
 import { AccessLog } from './access-log.js';
 import { buildApp } from './app.js';
-import { createLogger, flushLogger } from './logger.js';
+import { createLogging, flushLogger } from './logger.js';
 
 export interface RunningGateway {
   app: FastifyInstance;
@@ -41,7 +41,7 @@ export interface StartOptions {
 }
 
 export async function startGateway(config: Config, opts: StartOptions = {}): Promise<RunningGateway> {
-  const logger = createLogger(config.log.level, opts.logDestination);
+  const { logger, destination } = createLogging(config.log.level, opts.logDestination);
   // The data dir holds the server secret and, by default, the database: owner-only.
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const database = await openDatabase(config.database, { dataDir: config.dataDir });
@@ -49,7 +49,7 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
   try {
     await migrateToLatest(database);
     const secret = await loadOrCreateSecret({ secret: config.secret, dataDir: config.dataDir });
-    const repos = createRepositories(database.db);
+    const repos = createRepositories(database.db, Date.now, database.sqlite);
     const authenticator = new KeyAuthenticator(repos.keys, secret);
     const usageWriter = new UsageWriter((rows) => repos.usage.insertUsage(rows), {
       // Fewer, larger batches: each statement has a fixed cost; a crash loses at most this window.
@@ -58,7 +58,7 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       onError: (err) => logger.error({ errorName: err.name }, 'usage write failed; rows kept for retry'),
     });
     catalog = new Catalog(config);
-    const accessLog = new AccessLog(logger);
+    const accessLog = new AccessLog(logger, destination);
     const app = buildApp({
       gateway: {
         catalog,

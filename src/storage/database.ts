@@ -17,6 +17,8 @@ export type DialectName = 'sqlite' | 'postgres';
 export interface Database {
   db: Kysely<DB>;
   dialect: DialectName;
+  /** The SQLite handle under Kysely, for the few statements that are prepared once (usage inserts). */
+  sqlite?: SqliteDatabase.Database;
   close(): Promise<void>;
 }
 
@@ -79,7 +81,7 @@ function openSqlite(path: string): Database {
     throw err;
   }
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
-  return { db, dialect: 'sqlite', close: () => db.destroy() };
+  return { db, dialect: 'sqlite', sqlite, close: () => db.destroy() };
 }
 
 function openPostgres(url: string, opts: OpenDatabaseOptions): Database {

@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { AccountsRepo } from './accounts-repo.js';
 import { KeysRepo } from './keys-repo.js';
 import type { DB } from './schema.js';
-import { UsageRepo } from './usage-repo.js';
+import { UsageRepo, type SqliteHandle } from './usage-repo.js';
 
 export interface Repositories {
   accounts: AccountsRepo;
@@ -11,8 +11,9 @@ export interface Repositories {
   usage: UsageRepo;
 }
 
-export function createRepositories(db: Kysely<DB>, now: () => number = Date.now): Repositories {
-  return { accounts: new AccountsRepo(db, now), keys: new KeysRepo(db, now), usage: new UsageRepo(db) };
+/** `sqlite`: the raw SQLite handle, when there is one, for prepared-once usage inserts. */
+export function createRepositories(db: Kysely<DB>, now: () => number = Date.now, sqlite?: SqliteHandle): Repositories {
+  return { accounts: new AccountsRepo(db, now), keys: new KeysRepo(db, now), usage: new UsageRepo(db, sqlite) };
 }
 
 export { AccountsRepo, normalizeEmail, type Account } from './accounts-repo.js';

@@ -202,6 +202,15 @@ for (const target of DATABASES) {
       expect(statements).toEqual(['statement', 'statement']);
     });
 
+    it('writes usage through the prepared-once statement when given the SQLite handle', async () => {
+      if (!database.sqlite) return expect(database.dialect).toBe('postgres');
+      const usage = createRepositories(database.db, Date.now, database.sqlite).usage;
+      const rows = Array.from({ length: 30 }, (_, i) => usageRow(i, { accountId: 'acc_raw' }));
+      await usage.insertUsage(rows);
+      await usage.insertUsage(rows.slice(0, 5)); // a retried batch neither fails nor double-counts
+      expect(await usage.listUsage('acc_raw')).toEqual(rows);
+    });
+
     it('writes batches larger than any parameter limit', async () => {
       const rows = Array.from({ length: MAX_ROWS_PER_INSERT + 5 }, (_, i) => usageRow(i));
       await repos.usage.insertUsage(rows);
