@@ -28,18 +28,13 @@ export interface UpstreamRequest {
 
 /**
  * A provider adapter: pure conversion between the IR and one provider's wire format. No I/O;
+ * what it can do is what it implements (optional methods are the capability flags);
  * the gateway owns the connection pool, timeouts and streaming. Adapters never import each
  * other and never mutate their input. Throw a `GatewayError` (400) for input the provider
  * cannot honour where dropping it would change meaning.
  */
 export interface ProviderAdapter {
   readonly type: ProviderType;
-  /** Capability flags, so shared code branches on data, not on provider names. */
-  readonly capabilities: {
-    embeddings: boolean;
-    /** Client OpenAI-dialect bodies may be forwarded with only the model rewritten. */
-    openaiPassthrough: boolean;
-  };
   buildChatRequest(target: ProviderTarget, req: IRChatRequest, ctx: IRRequestContext): UpstreamRequest;
   /** Parse a 2xx non-stream JSON body (already parsed from JSON). Throws GatewayError on a malformed body. */
   parseChatResponse(json: unknown): IRChatResult;

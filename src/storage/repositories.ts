@@ -18,5 +18,5 @@ export function createRepositories(db: Kysely<DB>, now: () => number = Date.now,
 
 export { AccountsRepo, normalizeEmail, type Account } from './accounts-repo.js';
 export { KeysRepo, type ApiKeySummary, type KeyLookup, type NewApiKey } from './keys-repo.js';
-export { UsageRepo, MAX_ROWS_PER_INSERT, type UsageRecord } from './usage-repo.js';
+export { UsageRepo, type UsageRecord } from './usage-repo.js';
 export { DuplicateEmailError, InvalidEmailError } from './errors.js';

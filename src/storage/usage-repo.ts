@@ -52,12 +52,6 @@ const COLUMNS = [
 const COLUMN_LIST = sql.raw(COLUMNS.map(([c]) => c).join(', '));
 const SQLITE_EXTRACTS = sql.raw(COLUMNS.map((_, i) => `json_extract(value, '$[${i}]')`).join(', '));
 
-/**
- * Kept for callers that size batches; a batch of any size is now one statement with a fixed
- * number of parameters (one JSON text in SQLite, one array per column in PostgreSQL).
- */
-export const MAX_ROWS_PER_INSERT = 10_000;
-
 /** The better-sqlite3 handle under Kysely. */
 export type SqliteHandle = import('better-sqlite3').Database;
 

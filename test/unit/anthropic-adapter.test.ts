@@ -120,7 +120,8 @@ describe('anthropic-api', () => {
 describe('anthropicAdapter', () => {
   it('declares its type and capabilities', () => {
     expect(anthropicAdapter.type).toBe('anthropic');
-    expect(anthropicAdapter.capabilities).toEqual({ embeddings: false, openaiPassthrough: false });
+    expect(anthropicAdapter.buildEmbeddingsRequest).toBeUndefined();
+    expect(anthropicAdapter.buildPassthroughChatRequest).toBeUndefined();
   });
 
   it('builds an upstream request with URL, headers, JSON body and warnings', () => {

@@ -122,7 +122,8 @@ describe('gemini-api: addressing', () => {
 
   it('declares its type and capabilities', () => {
     expect(geminiAdapter.type).toBe('gemini');
-    expect(geminiAdapter.capabilities).toEqual({ embeddings: true, openaiPassthrough: false });
+    expect(geminiAdapter.buildEmbeddingsRequest).toBeTypeOf('function');
+    expect(geminiAdapter.buildPassthroughChatRequest).toBeUndefined();
   });
 });
 

@@ -17,7 +17,6 @@ import { createAnthropicStreamDecoder } from './stream-to-parts.js';
  */
 export const anthropicAdapter: ProviderAdapter = {
   type: 'anthropic',
-  capabilities: { embeddings: false, openaiPassthrough: false },
 
   buildChatRequest(target, req, ctx) {
     const { body, warnings } = convertRequest(req, ctx);

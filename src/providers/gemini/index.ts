@@ -16,7 +16,6 @@ import { createGeminiStreamDecoder } from './stream-to-parts.js';
  */
 export const geminiAdapter: ProviderAdapter = {
   type: 'gemini',
-  capabilities: { embeddings: true, openaiPassthrough: false },
 
   buildChatRequest(target, req) {
     const { body, warnings } = convertRequest(req);

@@ -9,7 +9,6 @@ import { createOpenAIStreamDecoder } from './stream-to-parts.js';
 function make(type: ProviderType): ProviderAdapter {
   return {
     type,
-    capabilities: { embeddings: true, openaiPassthrough: true },
     buildChatRequest(target, req) {
       return {
         url: openaiUrl(target, '/chat/completions'),
