@@ -20,8 +20,8 @@
  * the measured window, per request.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync } from 'node:fs';
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -139,15 +139,18 @@ async function stopChild(child: Child): Promise<void> {
   clearTimeout(killer);
 }
 
+/** SIGTERM, not SIGKILL: each child then cleans up (temp database, profile) and exits by itself within 10 s. */
 function killAll(): void {
-  for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+  for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGTERM');
 }
-process.on('exit', killAll);
+/** Directories this process made and removes on any exit (the gateways' log files). */
+const tempDirs: string[] = [];
+process.on('exit', () => {
+  killAll();
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    killAll();
-    process.exit(130);
-  });
+  process.on(sig, () => process.exit(130));
 }
 
 // ─── measurements ───────────────────────────────────────────────────────────────────────────
@@ -381,6 +384,7 @@ function plainTarget(child: Child, name: string): Target {
 
 async function compare(): Promise<void> {
   const logDir = mkdtempSync(join(os.tmpdir(), 'mr-bench-logs-'));
+  tempDirs.push(logDir);
   const upstream = await startChild('upstream', 'upstream.ts', []);
   const upstreamUrl = String(upstream.info.url);
   const [proxy, gwInfo, gwWarn] = await Promise.all([
@@ -416,7 +420,6 @@ async function compare(): Promise<void> {
   await Promise.all([stopChild(proxy), stopChild(upstream)]);
   const report = (c: Child) => c.later.find((m) => m.stopped === true) ?? {};
   const logLines = { info: await accessLogLines(logDir, 'gateway-info'), warn: await accessLogLines(logDir, 'gateway-warn') };
-  await rm(logDir, { recursive: true, force: true });
 
   const rows = scenarios.flatMap(([mode, c]) =>
     targets.map((t) => {
