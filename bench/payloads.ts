@@ -5,6 +5,15 @@
  * @see https://platform.openai.com/docs/api-reference/chat-streaming/streaming
  */
 
+/** The usage object both replies carry, as OpenAI reports it. */
+const USAGE = {
+  prompt_tokens: 27,
+  completion_tokens: 17,
+  total_tokens: 44,
+  prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+  completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+};
+
 /** The model id clients send to the gateway. */
 export const GATEWAY_MODEL = 'bench/model';
 /** The model id at the upstream (what the gateway rewrites to; the proxy forwards as is). */
@@ -52,13 +61,7 @@ export const COMPLETION_JSON = JSON.stringify({
       finish_reason: 'stop',
     },
   ],
-  usage: {
-    prompt_tokens: 27,
-    completion_tokens: 17,
-    total_tokens: 44,
-    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
-    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
-  },
+  usage: USAGE,
   service_tier: 'default',
   system_fingerprint: 'fp_bench0001',
 });
@@ -102,12 +105,6 @@ export const COMPLETION_SSE =
     service_tier: 'default',
     system_fingerprint: 'fp_bench0001',
     choices: [],
-    usage: {
-      prompt_tokens: 27,
-      completion_tokens: 17,
-      total_tokens: 44,
-      prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
-      completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
-    },
+    usage: USAGE,
   })}\n\n` +
   'data: [DONE]\n\n';
