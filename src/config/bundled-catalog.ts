@@ -4,10 +4,16 @@
  * providers are served.
  *
  * Prices are USD per million tokens, as published by each provider (standard / on-demand tier):
- * `input`, `output`, `cachedInput` (cache read / cache hit) and `cacheWrite` (Anthropic: 5-minute
- * cache write; OpenAI GPT-6.x: its published "Cache writes" price). Where a provider prices by
- * prompt length, the catalog carries the base (short-prompt) tier and says so next to the model.
- * Optional prices a source did not state are left out rather than guessed.
+ * `input`, `output`, `cachedInput` (cache read / cache hit), `cacheWrite` (Anthropic: 5-minute
+ * cache write; OpenAI GPT-6.x: its published "Cache writes" price) and `cacheWrite1h`
+ * (Anthropic's 1-hour cache write). Every chat model carries `cachedInput`. `cacheWrite` is left
+ * out where the provider charges cache writes as ordinary input (older OpenAI models' automatic
+ * caching; Gemini's implicit caching — explicit context caching's hourly storage fee is not a
+ * per-request price), so it defaults to `input`, which is what those writes cost. Reasoning
+ * tokens are billed as output by all three providers, so `reasoning` is left to default to
+ * `output`. Where a provider prices by prompt length, the catalog carries the base
+ * (short-prompt) tier and says so next to the model. Optional prices a source did not state are
+ * left out rather than guessed.
  *
  * Every number below was read from the source named in its provider block on 2026-11-30.
  * Models already shut down on the provider's own API, or shutting down on or before 2026-12-01,
@@ -62,6 +68,10 @@ export const BUNDLED_PROVIDER_ENV: ReadonlyArray<{ id: BundledProviderId; env: s
 //     gpt-4.1-mini: https://vercel.com/ai-gateway/models/gpt-4.1-mini/api ($0.40 / $1.60, read $0.10)
 //     gpt-4.1 family limits (1,047,576 / 32,768): https://developers.openai.com/ko-KR/api/docs/models/gpt-4.1-nano
 //                   and https://vercel.com/ai-gateway/models/gpt-4.1-fast.md
+//     gpt-5 cached input ($0.125, 90% off input as on every GPT-5 model):
+//                   https://aipromptshub.co/model/gpt-5 ("verified against OpenAI docs") and
+//                   https://crazyrouter.com/en/blog/gpt-5-pricing; the same $1.25 / $0.125 / $10
+//                   card is on OpenAI's gpt-5-codex page above
 //     gpt-4o, gpt-4o-mini: https://chatgptpricing-akr.pages.dev/api-pricing (citing
 //                   developers.openai.com/api/docs/pricing) and
 //                   https://github.com/CommitBrief/commitbrief/wiki/Provider-OpenAI;
@@ -69,7 +79,8 @@ export const BUNDLED_PROVIDER_ENV: ReadonlyArray<{ id: BundledProviderId; env: s
 //                   and https://vercel.com/ai-gateway/models/gpt-4o-mini-fast.md
 //     o3:           https://deploybase.ai/articles/openai-pricing ($2 / $8, 200K / 100K, "data from
 //                   OpenAI pricing page") and https://vercel.com/ai-gateway/models/o3-fast.md
-//                   (200,000 / 100,000). Cached-input price not stated consistently: omitted.
+//                   (200,000 / 100,000); cached input $0.50 from https://modelpedia.dev/openai/o3
+//                   (OpenAI's price card: $2 / $0.5 cached / $8) and https://codeswap.net/models/o3/
 // GPT-6.x: prompts over 272K input tokens cost 2x input/cache and 1.5x output for the whole
 // request; the catalog carries the ≤272K tier. The GPT-6.2 Sol cache-write price is for the
 // default 30-minute retention.
@@ -104,13 +115,12 @@ const OPENAI_MODELS: ModelConfigInput[] = [
     ],
   },
   // Deprecated: shuts down 2026-12-11 (replacement per OpenAI: GPT-6.x Sol).
-  // Cached-input price for gpt-5 itself not found in a source read: omitted.
   {
     id: 'openai/gpt-5',
     name: 'GPT-5 (deprecated, shuts down 2026-12-11)',
     contextLength: 400_000,
     maxOutputTokens: 128_000,
-    endpoints: [{ provider: 'openai', model: 'gpt-5', pricing: { input: 1.25, output: 10 } }],
+    endpoints: [{ provider: 'openai', model: 'gpt-5', pricing: { input: 1.25, cachedInput: 0.125, output: 10 } }],
   },
   // Deprecated: shuts down 2026-12-11.
   {
@@ -134,7 +144,7 @@ const OPENAI_MODELS: ModelConfigInput[] = [
     name: 'o3 (deprecated, shuts down 2026-12-11)',
     contextLength: 200_000,
     maxOutputTokens: 100_000,
-    endpoints: [{ provider: 'openai', model: 'o3', pricing: { input: 2, output: 8 } }],
+    endpoints: [{ provider: 'openai', model: 'o3', pricing: { input: 2, cachedInput: 0.5, output: 8 } }],
   },
   // Deprecated: shuts down 2027-01-14 (replacement per OpenAI: GPT-6 Luna / GPT-6.1 Sol).
   {
@@ -180,7 +190,10 @@ const OPENAI_MODELS: ModelConfigInput[] = [
 ];
 
 // ─────────────────────────────────────────────────────────────────────────────────────────────
-// Anthropic — provider `anthropic`. Read 2026-11-30. `cacheWrite` is the 5-minute cache write.
+// Anthropic — provider `anthropic`. Read 2026-11-30. `cacheWrite` is the 5-minute cache write,
+// `cacheWrite1h` the 1-hour cache write (2× input on every current model; 5-minute writes are
+// 1.25× input). Cache reads are 0.1× input except where Anthropic cut them further (Opus 5.5 and
+// Sonnet 5.5: 0.05×), as the sources below show.
 // Sources:
 //   https://platform.claude.com/docs/en/about-claude/pricing (model pricing table)
 //   https://platform.claude.com/docs/zh-CN/about-claude/pricing (Haiku 4.5 row: $1 / $1.25 5m
@@ -190,17 +203,24 @@ const OPENAI_MODELS: ModelConfigInput[] = [
 //     Haiku 4.5 200K / 64K)
 //   https://platform.claude.com/docs/en/models/haiku-5-5/overview.md (ID claude-haiku-5-5,
 //     1M / 128K, from $0.10 / $0.50)
-//   https://platform.claude.com/docs/zh-CN/models/sonnet-5-5/overview (5m write $2.50)
+//   https://platform.claude.com/docs/zh-CN/models/sonnet-5-5/overview (5m write $2.50, 1h write $4)
+//   https://platform.claude.com/docs/zh-CN/models/opus-5-5/overview (5m write $5, 1h write $8,
+//     cache read $0.20)
 //   https://platform.claude.com/docs/zh-CN/models/haiku-4-5/overview.md (ID
 //     claude-haiku-4-5-20251001, legacy, 200K / 64K, $1 / $5)
 //   Cache prices of the 5.5 models, from trackers that re-read the pricing page:
 //     https://github.com/kurofune/claudit/releases/tag/v1.8.2 (Opus 5.5: 5m write $5, hit $0.20)
 //     https://github.com/kurofune/claudit/releases/tag/v1.9.2 (Sonnet 5.5 cache hit cut from
 //       $0.20 to $0.10 on 2026-10-07 — the official model page snapshot still shows $0.20;
-//       Haiku 5.5 ≤100K-prompt tier: 5m write $0.125, hit $0.01)
+//       Haiku 5.5 ≤100K-prompt tier: 5m / 1h write $0.125 / $0.20, hit $0.01)
+//     https://github.com/TheKrush/PromptFuel/releases/tag/v1.0.23 (Haiku 5.5: 1h write $0.20)
+//   Haiku 4.5 1h write $2 (Anthropic's 2× input rule; the same row in
+//     https://docs.electronhub.ai/guides/prompt-caching and
+//     https://claudecodeguides.com/claude-prompt-caching-pricing-and-cost-savings/)
 //     https://apidog.com/blog/how-to-use-claude-haiku-5-5-api/ (Haiku 5.5: $0.01 cache reads ≤100K)
 // Claude Haiku 5.5 is priced by prompt length: the catalog carries the ≤100K-token tier
-// ($0.10 / $0.50); prompts over 100K cost $0.50 / $2.50 (cache write $0.625, hit $0.05).
+// ($0.10 / $0.50); prompts over 100K cost $0.50 / $2.50 (cache write $0.625, 1h write $1.00,
+// hit $0.05).
 // Not listed: claude-sonnet-4-5 (retires 2026-11-30 on Anthropic's API, replacement
 // claude-sonnet-5-5, per https://dev.to/leighefford/retiring-ai-models-a-pre-flight-checklist-first-openai-batch-goes-23-oct-5dc9),
 // claude-opus-4-1 (marked "retired, except on Bedrock and Google Cloud" on the pricing page;
@@ -213,7 +233,7 @@ const ANTHROPIC_MODELS: ModelConfigInput[] = [
     contextLength: 1_000_000,
     maxOutputTokens: 128_000,
     endpoints: [
-      { provider: 'anthropic', model: 'claude-opus-5-5', pricing: { input: 4, cachedInput: 0.2, cacheWrite: 5, output: 20 } },
+      { provider: 'anthropic', model: 'claude-opus-5-5', pricing: { input: 4, cachedInput: 0.2, cacheWrite: 5, cacheWrite1h: 8, output: 20 } },
     ],
   },
   {
@@ -222,7 +242,7 @@ const ANTHROPIC_MODELS: ModelConfigInput[] = [
     contextLength: 1_000_000,
     maxOutputTokens: 128_000,
     endpoints: [
-      { provider: 'anthropic', model: 'claude-sonnet-5-5', pricing: { input: 2, cachedInput: 0.1, cacheWrite: 2.5, output: 10 } },
+      { provider: 'anthropic', model: 'claude-sonnet-5-5', pricing: { input: 2, cachedInput: 0.1, cacheWrite: 2.5, cacheWrite1h: 4, output: 10 } },
     ],
   },
   // Base tier (prompts ≤100K tokens); see the block comment.
@@ -232,7 +252,7 @@ const ANTHROPIC_MODELS: ModelConfigInput[] = [
     contextLength: 1_000_000,
     maxOutputTokens: 128_000,
     endpoints: [
-      { provider: 'anthropic', model: 'claude-haiku-5-5', pricing: { input: 0.1, cachedInput: 0.01, cacheWrite: 0.125, output: 0.5 } },
+      { provider: 'anthropic', model: 'claude-haiku-5-5', pricing: { input: 0.1, cachedInput: 0.01, cacheWrite: 0.125, cacheWrite1h: 0.2, output: 0.5 } },
     ],
   },
   // Legacy (still available; Anthropic suggests migrating to Claude Haiku 5.5).
@@ -242,7 +262,7 @@ const ANTHROPIC_MODELS: ModelConfigInput[] = [
     contextLength: 200_000,
     maxOutputTokens: 64_000,
     endpoints: [
-      { provider: 'anthropic', model: 'claude-haiku-4-5-20251001', pricing: { input: 1, cachedInput: 0.1, cacheWrite: 1.25, output: 5 } },
+      { provider: 'anthropic', model: 'claude-haiku-4-5-20251001', pricing: { input: 1, cachedInput: 0.1, cacheWrite: 1.25, cacheWrite1h: 2, output: 5 } },
     ],
   },
 ];
@@ -265,8 +285,9 @@ const ANTHROPIC_MODELS: ModelConfigInput[] = [
 //     ≤200K cached input $0.20)
 //   https://docs.cloud.google.com/gemini-enterprise-agent-platform/models/gemini/2-5-flash-lite
 //     (1,048,576 / 65,536); 2.5 Flash-Lite input $0.10 from
-//     https://openrouter.ai/google/gemini-2.5-flash-lite/providers ($0.10 / $0.40); its cache-read
-//     price was not found in a named source: omitted
+//     https://openrouter.ai/google/gemini-2.5-flash-lite/providers ($0.10 / $0.40); cache reads
+//     $0.01 (text / image / video) from https://openrouter.ai/google/gemini-2.5-flash-lite:nitro
+//     (its Google endpoint: $0.10 / $0.40, cache read $0.010)
 //   https://developers.googleblog.com/en/gemini-embedding-available-gemini-api/ (gemini-embedding-001
 //     $0.15 per 1M input tokens, 2,048 max input tokens; quoted in
 //     https://github.com/simonw/llm-gemini/issues/102)
@@ -313,7 +334,7 @@ const GEMINI_MODELS: ModelConfigInput[] = [
     contextLength: 1_048_576,
     maxOutputTokens: 65_536,
     endpoints: [
-      { provider: 'gemini', model: 'gemini-2.5-flash-lite', pricing: { input: 0.1, output: 0.4 } },
+      { provider: 'gemini', model: 'gemini-2.5-flash-lite', pricing: { input: 0.1, cachedInput: 0.01, output: 0.4 } },
     ],
   },
   {

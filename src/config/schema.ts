@@ -3,6 +3,7 @@
  * `maxrouter serve --config FILE` (YAML; JSON is valid YAML); `${VAR}` interpolates env vars.
  */
 import { z } from 'zod';
+import { usdToNano } from '../billing/money.js';
 
 export const PROVIDER_TYPES = ['openai', 'anthropic', 'gemini', 'openai-compatible'] as const;
 
@@ -25,16 +26,48 @@ const httpUrl = z
     }
   }, 'must be an http(s) URL');
 
+/**
+ * A price in USD (per million tokens, or per request): non-negative, with at most 9 decimal
+ * places, so that it converts exactly to integer nano-USD (see src/billing/money.ts).
+ */
+const usdPrice = z
+  .number()
+  .nonnegative()
+  .superRefine((v, ctx) => {
+    if (!(v >= 0)) return; // reported by nonnegative()
+    try {
+      usdToNano(v);
+    } catch {
+      const tooLarge = v > Number.MAX_SAFE_INTEGER / 1e9;
+      ctx.addIssue({
+        code: 'custom',
+        message: tooLarge
+          ? `${String(v)} is too large (at most 9007199.254740991)`
+          : `${String(v)} must have at most 9 decimal places (the smallest step is 0.000000001)`,
+      });
+    }
+  });
+
+/**
+ * An endpoint's prices, in USD per million tokens (`request`: USD per request). Absent prices
+ * default to the price they refine, see docs/configuration.md and docs/billing.md.
+ */
 export const pricingSchema = z
   .object({
     /** USD per million input (prompt) tokens. */
-    input: z.number().nonnegative(),
+    input: usdPrice,
     /** USD per million output (completion) tokens. */
-    output: z.number().nonnegative().default(0),
-    /** USD per million cached input tokens (cache reads). */
-    cachedInput: z.number().nonnegative().optional(),
-    /** USD per million tokens written to the cache. */
-    cacheWrite: z.number().nonnegative().optional(),
+    output: usdPrice.default(0),
+    /** USD per million cached input tokens (cache reads). Default: `input`. */
+    cachedInput: usdPrice.optional(),
+    /** USD per million tokens written to the cache (Anthropic: 5-minute writes). Default: `input`. */
+    cacheWrite: usdPrice.optional(),
+    /** USD per million tokens written to Anthropic's 1-hour cache. Default: `cacheWrite`. */
+    cacheWrite1h: usdPrice.optional(),
+    /** USD per million reasoning (thinking) tokens. Default: `output`. */
+    reasoning: usdPrice.optional(),
+    /** USD per request, on top of token prices. Default: 0. */
+    request: usdPrice.optional(),
   })
   .strict();
 
@@ -115,6 +148,24 @@ export const configSchema = z
       })
       .strict()
       .default({ bodyBytes: 32 * 1024 * 1024 }),
+    /** Spending control: `credits` (prepaid, enforced) or `track` (costs recorded, nothing enforced). */
+    billing: z
+      .object({
+        /** The default for accounts without their own mode. */
+        mode: z.enum(['track', 'credits']).default('track'),
+        /** How long a cached balance or key spend is trusted before it is read again, ms. */
+        refreshMs: z.number().int().positive().max(3_600_000).default(5_000),
+      })
+      .strict()
+      .default({ mode: 'track', refreshMs: 5_000 }),
+    /** The operator's admin API (`/admin/v1/…`): off unless a key is set. */
+    admin: z
+      .object({
+        /** Bearer token of the admin API (≥ 32 characters); usually `${MAXROUTER_ADMIN_KEY}`. */
+        key: z.string().min(32, 'must be at least 32 characters').optional(),
+      })
+      .strict()
+      .default({}),
     providers: z.array(providerSchema).default([]),
     models: z.array(modelSchema).default([]),
   })

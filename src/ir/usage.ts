@@ -11,12 +11,17 @@ export interface IRUsage {
   cachedTokens: number;
   /** Prompt tokens written to the provider's cache (a subset of promptTokens; Anthropic). */
   cacheWriteTokens: number;
+  /**
+   * Cache writes with a 1-hour lifetime (a subset of cacheWriteTokens; Anthropic's
+   * `cache_creation.ephemeral_1h_input_tokens`, priced above 5-minute writes). 0 elsewhere.
+   */
+  cacheWrite1hTokens: number;
   /** Reasoning/thinking tokens (a subset of completionTokens). */
   reasoningTokens: number;
 }
 
 export function emptyUsage(): IRUsage {
-  return { promptTokens: 0, completionTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 };
+  return { promptTokens: 0, completionTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, reasoningTokens: 0 };
 }
 
 /** Non-negative integer or 0: upstream numbers are untrusted. */

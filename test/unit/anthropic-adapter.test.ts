@@ -540,7 +540,7 @@ describe('convertResponse', () => {
       refusal: null,
       toolCalls: [],
       finishReason: 'stop',
-      usage: { promptTokens: 25, completionTokens: 12, cachedTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 },
+      usage: { promptTokens: 25, completionTokens: 12, cachedTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, reasoningTokens: 0 },
     });
   });
 
@@ -573,6 +573,7 @@ describe('convertResponse', () => {
       completionTokens: 42,
       cachedTokens: 1800,
       cacheWriteTokens: 248,
+      cacheWrite1hTokens: 0,
       reasoningTokens: 0,
     });
   });
@@ -583,7 +584,45 @@ describe('convertResponse', () => {
       completionTokens: 2,
       cachedTokens: 0,
       cacheWriteTokens: 0,
+      cacheWrite1hTokens: 0,
       reasoningTokens: 0,
+    });
+  });
+
+  it('reads 1-hour cache writes from usage.cache_creation', () => {
+    // input 100 + cache reads 300 + cache writes 200 (150 for 5 minutes, 50 for 1 hour) = 600.
+    const reply = anthropicCachedUsageReply({
+      usage: { inputTokens: 100, cacheReadTokens: 300, cacheWriteTokens: 200, cacheWrite1hTokens: 50, outputTokens: 7 },
+    });
+    expect((reply.json as { usage: unknown }).usage).toMatchObject({
+      cache_creation_input_tokens: 200,
+      cache_creation: { ephemeral_5m_input_tokens: 150, ephemeral_1h_input_tokens: 50 },
+    });
+    expect(convertResponse(reply.json).usage).toEqual({
+      promptTokens: 600,
+      completionTokens: 7,
+      cachedTokens: 300,
+      cacheWriteTokens: 200,
+      cacheWrite1hTokens: 50,
+      reasoningTokens: 0,
+    });
+  });
+
+  it('falls back on the cache_creation split when cache_creation_input_tokens is absent or smaller', () => {
+    const split = { ephemeral_5m_input_tokens: 3, ephemeral_1h_input_tokens: 4 };
+    expect(normaliseUsage({ input_tokens: 1, output_tokens: 2, cache_creation: split })).toEqual({
+      promptTokens: 1 + 7,
+      completionTokens: 2,
+      cachedTokens: 0,
+      cacheWriteTokens: 7,
+      cacheWrite1hTokens: 4,
+      reasoningTokens: 0,
+    });
+    expect(normaliseUsage({ input_tokens: 1, cache_creation_input_tokens: 2, cache_creation: split }).cacheWriteTokens).toBe(7);
+    expect(normaliseUsage({ input_tokens: 1, cache_creation_input_tokens: 9, cache_creation: null })).toMatchObject({
+      promptTokens: 10,
+      cacheWriteTokens: 9,
+      cacheWrite1hTokens: 0,
     });
   });
 
@@ -615,7 +654,7 @@ describe('AnthropicStreamDecoder', () => {
       { type: 'finish', finishReason: 'stop' },
       {
         type: 'usage',
-        usage: { promptTokens: 25, completionTokens: 12, cachedTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 },
+        usage: { promptTokens: 25, completionTokens: 12, cachedTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, reasoningTokens: 0 },
       },
     ]);
   });
@@ -669,8 +708,38 @@ describe('AnthropicStreamDecoder', () => {
     expect(ofType(parts, 'usage')).toEqual([
       {
         type: 'usage',
-        usage: { promptTokens: 21 + 1800 + 248, completionTokens: 42, cachedTokens: 1800, cacheWriteTokens: 248, reasoningTokens: 0 },
+        usage: { promptTokens: 21 + 1800 + 248, completionTokens: 42, cachedTokens: 1800, cacheWriteTokens: 248, cacheWrite1hTokens: 0, reasoningTokens: 0 },
       },
+    ]);
+  });
+
+  it.each([false, true])('reads 1-hour cache writes from message_start usage (cumulative=%s)', (cumulativeUsage) => {
+    const parts = decode(sseEvents(anthropicCachedUsageStream({ cumulativeUsage, usage: { cacheWrite1hTokens: 48 } })));
+    expect(ofType(parts, 'usage')).toEqual([
+      {
+        type: 'usage',
+        usage: { promptTokens: 21 + 1800 + 248, completionTokens: 42, cachedTokens: 1800, cacheWriteTokens: 248, cacheWrite1hTokens: 48, reasoningTokens: 0 },
+      },
+    ]);
+  });
+
+  it('takes a cache_creation split repeated in message_delta usage over the one of message_start', () => {
+    const ev = (type: string, payload: Record<string, unknown>): SSEEvent => ({ event: type, data: JSON.stringify({ type, ...payload }) });
+    const start = sseEvents(anthropicCachedUsageStream({ usage: { cacheWrite1hTokens: 0 } })).filter(
+      (e) => e.event !== 'message_delta' && e.event !== 'message_stop',
+    );
+    const usage = {
+      output_tokens: 42,
+      cache_creation_input_tokens: 248,
+      cache_creation: { ephemeral_5m_input_tokens: 200, ephemeral_1h_input_tokens: 48 },
+    };
+    const parts = decode([
+      ...start,
+      ev('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage }),
+      ev('message_stop', {}),
+    ]);
+    expect(ofType(parts, 'usage').map((p) => p.usage)).toEqual([
+      { promptTokens: 21 + 1800 + 248, completionTokens: 42, cachedTokens: 1800, cacheWriteTokens: 248, cacheWrite1hTokens: 48, reasoningTokens: 0 },
     ]);
   });
 

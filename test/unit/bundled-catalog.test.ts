@@ -48,6 +48,12 @@ describe('bundled catalog', () => {
     }
   });
 
+  it('every chat model has a cache-read price', () => {
+    for (const m of BUNDLED_MODELS.filter((x) => (x.kind ?? 'chat') === 'chat')) {
+      for (const e of m.endpoints) expect(e.pricing!.cachedInput, m.id).toBeGreaterThan(0);
+    }
+  });
+
   it('embedding models are marked kind embedding and priced on input', () => {
     const embeddingIds = [
       'openai/text-embedding-3-small',
@@ -65,10 +71,22 @@ describe('bundled catalog', () => {
     }
   });
 
-  it('Anthropic models carry the cache-write price', () => {
-    for (const m of BUNDLED_MODELS.filter((x) => x.endpoints[0]!.provider === 'anthropic')) {
-      expect(m.endpoints[0]!.pricing!.cacheWrite, m.id).toBeGreaterThan(0);
-      expect(m.endpoints[0]!.pricing!.cachedInput, m.id).toBeGreaterThan(0);
+  it('Anthropic models carry the 5-minute and 1-hour cache-write prices', () => {
+    const anthropic = BUNDLED_MODELS.filter((x) => x.endpoints[0]!.provider === 'anthropic');
+    expect(anthropic.length).toBeGreaterThan(0);
+    for (const m of anthropic) {
+      const p = m.endpoints[0]!.pricing!;
+      expect(p.cacheWrite, m.id).toBeGreaterThan(0);
+      expect(p.cachedInput, m.id).toBeGreaterThan(0);
+      // Anthropic: 5-minute writes 1.25× input, 1-hour writes 2× input.
+      expect(p.cacheWrite, m.id).toBeCloseTo(p.input * 1.25, 9);
+      expect(p.cacheWrite1h, m.id).toBeCloseTo(p.input * 2, 9);
+    }
+  });
+
+  it('only Anthropic models carry a 1-hour cache-write price', () => {
+    for (const m of BUNDLED_MODELS.filter((x) => x.endpoints[0]!.provider !== 'anthropic')) {
+      expect(m.endpoints[0]!.pricing!.cacheWrite1h, m.id).toBeUndefined();
     }
   });
 });

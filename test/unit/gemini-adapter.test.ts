@@ -535,7 +535,7 @@ describe('convert-response: non-stream', () => {
       refusal: null,
       toolCalls: [],
       finishReason: 'stop',
-      usage: { promptTokens: 5, completionTokens: 2, cachedTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 },
+      usage: { promptTokens: 5, completionTokens: 2, cachedTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, reasoningTokens: 0 },
     });
   });
 
@@ -572,12 +572,27 @@ describe('convert-response: non-stream', () => {
     );
     expect(r.text).toBe('391');
     expect(r.reasoning).toBe('Thinking…');
-    expect(r.usage).toEqual({ promptTokens: 10, completionTokens: 204, cachedTokens: 0, cacheWriteTokens: 0, reasoningTokens: 200 });
+    expect(r.usage).toEqual({ promptTokens: 10, completionTokens: 204, cachedTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, reasoningTokens: 200 });
   });
 
   it('reports cached prompt tokens as a subset of prompt tokens', () => {
     const r = geminiAdapter.parseChatResponse(json(geminiCachedReply()));
-    expect(r.usage).toEqual({ promptTokens: 4120, completionTokens: 15, cachedTokens: 4096, cacheWriteTokens: 0, reasoningTokens: 0 });
+    expect(r.usage).toEqual({ promptTokens: 4120, completionTokens: 15, cachedTokens: 4096, cacheWriteTokens: 0, cacheWrite1hTokens: 0, reasoningTokens: 0 });
+  });
+
+  it('normalises usage with cached content, thoughts and tool-use prompt tokens together', () => {
+    // promptTokenCount (1000) already includes cachedContentTokenCount (600); tool-use prompt
+    // tokens (20) come on top. candidatesTokenCount (30) excludes thoughtsTokenCount (70).
+    expect(
+      normalizeUsage({
+        promptTokenCount: 1000,
+        cachedContentTokenCount: 600,
+        toolUsePromptTokenCount: 20,
+        candidatesTokenCount: 30,
+        thoughtsTokenCount: 70,
+        totalTokenCount: 1120,
+      }),
+    ).toEqual({ promptTokens: 1020, completionTokens: 100, cachedTokens: 600, cacheWriteTokens: 0, cacheWrite1hTokens: 0, reasoningTokens: 70 });
   });
 
   it('turns a blocked prompt into content_filter with no text', () => {
@@ -616,9 +631,10 @@ describe('convert-response: non-stream', () => {
       completionTokens: 2,
       cachedTokens: 0,
       cacheWriteTokens: 0,
+      cacheWrite1hTokens: 0,
       reasoningTokens: 2,
     });
-    expect(normalizeUsage(undefined)).toEqual({ promptTokens: 0, completionTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 });
+    expect(normalizeUsage(undefined)).toEqual({ promptTokens: 0, completionTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, reasoningTokens: 0 });
   });
 });
 
@@ -629,7 +645,7 @@ describe('stream-to-parts', () => {
       { type: 'text-delta', text: 'Hel' },
       { type: 'text-delta', text: 'lo' },
       { type: 'finish', finishReason: 'stop' },
-      { type: 'usage', usage: { promptTokens: 4, completionTokens: 2, cachedTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 } },
+      { type: 'usage', usage: { promptTokens: 4, completionTokens: 2, cachedTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, reasoningTokens: 0 } },
     ]);
   });
 

@@ -10,7 +10,8 @@ import { mapStopReason } from './map-stop-reason.js';
 
 /**
  * Anthropic's usage object. `cache_*` fields are absent or null on older models; in streams,
- * `message_delta.usage` may repeat them cumulatively.
+ * `message_delta.usage` may repeat them cumulatively. `cache_creation` splits
+ * `cache_creation_input_tokens` by cache lifetime (5-minute and 1-hour writes are priced apart).
  * @see https://docs.anthropic.com/en/api/messages#response-usage
  */
 export interface AnthropicUsage {
@@ -18,23 +19,42 @@ export interface AnthropicUsage {
   output_tokens?: number | null;
   cache_creation_input_tokens?: number | null;
   cache_read_input_tokens?: number | null;
+  cache_creation?: AnthropicCacheCreation | null;
+}
+
+/**
+ * `usage.cache_creation`: cache-write tokens by lifetime.
+ * @see https://docs.anthropic.com/en/api/messages#response-usage-cache-creation
+ */
+export interface AnthropicCacheCreation {
+  ephemeral_5m_input_tokens?: number | null;
+  ephemeral_1h_input_tokens?: number | null;
 }
 
 /**
  * Anthropic usage → IR usage (OpenAI semantics). Anthropic's `input_tokens` counts only the
  * uncached part of the prompt, so the prompt total adds cache reads and cache writes back.
- * Anthropic does not report thinking tokens separately: `reasoningTokens` stays 0.
+ * Cache writes are `cache_creation_input_tokens` (= 5-minute + 1-hour writes); of those,
+ * `cache_creation.ephemeral_1h_input_tokens` are 1-hour writes. When the total is missing (or
+ * smaller than the split), the split's sum stands in, so 1-hour writes never exceed the total.
+ * Anthropic does not report thinking tokens separately: `reasoningTokens` stays 0 (thinking is
+ * billed, and counted, as output).
  * @see https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching#tracking-cache-performance
  */
 export function normaliseUsage(usage: AnthropicUsage | undefined): IRUsage {
   const input = tokenCount(usage?.input_tokens);
   const cacheRead = tokenCount(usage?.cache_read_input_tokens);
-  const cacheWrite = tokenCount(usage?.cache_creation_input_tokens);
+  const creation = usage?.cache_creation;
+  const split = isRecord(creation) ? creation : undefined;
+  const write5m = tokenCount(split?.ephemeral_5m_input_tokens);
+  const write1h = tokenCount(split?.ephemeral_1h_input_tokens);
+  const cacheWrite = Math.max(tokenCount(usage?.cache_creation_input_tokens), write5m + write1h);
   return {
     promptTokens: input + cacheRead + cacheWrite,
     completionTokens: tokenCount(usage?.output_tokens),
     cachedTokens: cacheRead,
     cacheWriteTokens: cacheWrite,
+    cacheWrite1hTokens: write1h,
     reasoningTokens: 0,
   };
 }

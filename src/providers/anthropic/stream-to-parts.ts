@@ -5,7 +5,7 @@
 import { GatewayError } from '../../ir/errors.js';
 import type { IRStreamPart, SSEEvent, StreamDecoder } from '../../ir/stream-part.js';
 import { anthropicStreamError, errorEventFields } from './anthropic-error.js';
-import { normaliseUsage, type AnthropicUsage } from './convert-response.js';
+import { normaliseUsage, type AnthropicCacheCreation, type AnthropicUsage } from './convert-response.js';
 import { mapStopReason } from './map-stop-reason.js';
 
 type Payload = Record<string, unknown>;
@@ -27,13 +27,24 @@ function parsePayload(data: string): Payload | undefined {
   }
 }
 
-/** Numeric usage fields of `b` override those of `a` (message_delta usage is cumulative). */
+/**
+ * Numeric usage fields of `b` override those of `a` (message_delta usage is cumulative), and so
+ * do the numeric fields of `b.cache_creation`.
+ */
 function mergeUsage(a: AnthropicUsage, b: unknown): AnthropicUsage {
   const out: AnthropicUsage = { ...a };
   if (!isRecord(b)) return out;
   for (const key of ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'] as const) {
     const v = b[key];
     if (typeof v === 'number') out[key] = v;
+  }
+  if (isRecord(b.cache_creation)) {
+    const split: AnthropicCacheCreation = { ...(out.cache_creation ?? {}) };
+    for (const key of ['ephemeral_5m_input_tokens', 'ephemeral_1h_input_tokens'] as const) {
+      const v = b.cache_creation[key];
+      if (typeof v === 'number') split[key] = v;
+    }
+    out.cache_creation = split;
   }
   return out;
 }

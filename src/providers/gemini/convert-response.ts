@@ -38,6 +38,7 @@ export function normalizeUsage(meta: unknown): IRUsage {
     completionTokens: tokenCount(m.candidatesTokenCount) + thoughts,
     cachedTokens: tokenCount(m.cachedContentTokenCount),
     cacheWriteTokens: 0,
+    cacheWrite1hTokens: 0,
     reasoningTokens: thoughts,
   };
 }

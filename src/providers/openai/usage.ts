@@ -14,6 +14,7 @@ export function usageFromOpenAI(u: unknown): IRUsage | undefined {
     completionTokens: tokenCount(o.completion_tokens),
     cachedTokens: tokenCount(o.prompt_tokens_details?.cached_tokens),
     cacheWriteTokens: tokenCount(o.prompt_tokens_details?.cache_write_tokens),
+    cacheWrite1hTokens: 0,
     reasoningTokens: tokenCount(o.completion_tokens_details?.reasoning_tokens),
   };
 }
