@@ -1,8 +1,8 @@
 /** Accounts: the owner of API keys and usage. Emails are stored lower-cased and unique. */
 import type { Kysely } from 'kysely';
 import { randomBase62 } from '../auth/api-key.js';
-import { DuplicateEmailError, InvalidEmailError, isUniqueViolation } from './errors.js';
-import type { DB } from './schema.js';
+import { DuplicateEmailError, InvalidEmailError, InvalidFieldError, isUniqueViolation } from './errors.js';
+import type { AccountRow, BillingMode, DB } from './schema.js';
 
 export interface Account {
   id: string;
@@ -10,6 +10,10 @@ export interface Account {
   /** Epoch ms. */
   createdAt: number;
   disabled: boolean;
+  /** Nano-USD: the sum of the account's ledger (see `LedgerRepo`). */
+  balanceNano: number;
+  /** null: the deployment's default. */
+  billingMode: BillingMode | null;
 }
 
 /** Deliberately simple: one `@`, no whitespace, a dot in the domain, at most 254 characters. */
@@ -40,6 +44,8 @@ export class AccountsRepo {
       email: normalizeEmail(email),
       createdAt: this.now(),
       disabled: false,
+      balanceNano: 0,
+      billingMode: null,
     };
     try {
       await this.db
@@ -83,6 +89,25 @@ export class AccountsRepo {
     }
   }
 
+  /** Every account, oldest first. */
+  async listAccounts(): Promise<Account[]> {
+    const rows = await this.db.selectFrom('accounts').selectAll().orderBy('created_at').orderBy('id').execute();
+    return rows.map(toAccount);
+  }
+
+  /**
+   * Sets how the account pays (`credits` or `track`; null: the deployment's default); returns
+   * whether it exists. Throws `InvalidFieldError` for another value. Running servers see the
+   * change when their key cache entries expire.
+   */
+  async setBillingMode(id: string, mode: BillingMode | null): Promise<boolean> {
+    if (mode !== null && mode !== 'credits' && mode !== 'track') {
+      throw new InvalidFieldError('billingMode', "billingMode must be 'credits', 'track' or null.");
+    }
+    const r = await this.db.updateTable('accounts').set({ billing_mode: mode }).where('id', '=', id).executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
   /** Enables or disables an account; returns whether it exists. */
   async setDisabled(id: string, disabled: boolean): Promise<boolean> {
     const r = await this.db
@@ -94,6 +119,13 @@ export class AccountsRepo {
   }
 }
 
-function toAccount(row: { id: string; email: string; created_at: number; disabled: number }): Account {
-  return { id: row.id, email: row.email, createdAt: Number(row.created_at), disabled: row.disabled === 1 };
+function toAccount(row: AccountRow): Account {
+  return {
+    id: row.id,
+    email: row.email,
+    createdAt: Number(row.created_at),
+    disabled: row.disabled === 1,
+    balanceNano: Number(row.balance_nano),
+    billingMode: row.billing_mode,
+  };
 }

@@ -24,3 +24,27 @@ export function isUniqueViolation(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
+
+/** An operation on an account id that does not exist. */
+export class AccountNotFoundError extends Error {
+  readonly accountId: string;
+  constructor(accountId: string) {
+    super(`No account with id ${accountId}.`);
+    this.name = 'AccountNotFoundError';
+    this.accountId = accountId;
+  }
+}
+
+/**
+ * A value a repository refuses to store (a ledger amount or reason, a key setting, a billing
+ * mode). `field` names the input field; the message says what is allowed and never quotes
+ * the rejected value.
+ */
+export class InvalidFieldError extends Error {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(message);
+    this.name = 'InvalidFieldError';
+    this.field = field;
+  }
+}

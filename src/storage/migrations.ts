@@ -67,7 +67,76 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
       await db.schema.dropTable('accounts').execute();
     },
   },
+
+  '0002_billing': {
+    // One column per ALTER: SQLite cannot add several in one statement. Adding a NOT NULL column
+    // with a constant default fills existing rows (and rewrites nothing on PostgreSQL ≥ 11).
+    up: atomic(async (db) => {
+      // Cost per generation, in every billing mode.
+      await db.schema.alterTable('usage').addColumn('cost_nano', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('usage').addColumn('cost_estimated', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+
+      await db.schema.alterTable('accounts').addColumn('balance_nano', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('accounts').addColumn('billing_mode', 'text').execute();
+
+      await db.schema.alterTable('api_keys').addColumn('kind', 'text', (c) => c.notNull().defaultTo('inference')).execute();
+      await db.schema.alterTable('api_keys').addColumn('spend_limit_nano', 'bigint').execute();
+      await db.schema.alterTable('api_keys').addColumn('limit_reset', 'text').execute();
+      await db.schema.alterTable('api_keys').addColumn('expires_at', 'bigint').execute();
+      await db.schema.alterTable('api_keys').addColumn('allowed_models', 'text').execute();
+      await db.schema.alterTable('api_keys').addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+
+      // No foreign key, like `usage`: charges are written in the hot usage batches, which check
+      // that the account exists instead; accounts are never deleted.
+      await db.schema
+        .createTable('ledger')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('account_id', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('amount_nano', 'bigint', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('generation_id', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // A generation is charged at most once (several NULLs are allowed on both databases).
+      await db.schema.createIndex('ledger_generation_id_idx').on('ledger').column('generation_id').unique().execute();
+      await db.schema
+        .createIndex('ledger_account_id_created_at_idx')
+        .on('ledger')
+        .columns(['account_id', 'created_at'])
+        .execute();
+    }),
+    down: atomic(async (db) => {
+      await db.schema.dropTable('ledger').execute();
+      for (const [table, column] of [
+        ['api_keys', 'disabled'],
+        ['api_keys', 'allowed_models'],
+        ['api_keys', 'expires_at'],
+        ['api_keys', 'limit_reset'],
+        ['api_keys', 'spend_limit_nano'],
+        ['api_keys', 'kind'],
+        ['accounts', 'billing_mode'],
+        ['accounts', 'balance_nano'],
+        ['usage', 'cost_estimated'],
+        ['usage', 'cost_nano'],
+      ] as const) {
+        await db.schema.alterTable(table).dropColumn(column).execute();
+      }
+    }),
+  },
 });
+
+/**
+ * Runs a multi-statement migration step in one transaction where Kysely does not already
+ * (SQLite: its Migrator does not wrap DDL there, though SQLite's DDL is transactional), so a
+ * failure half-way leaves the schema as it was.
+ */
+function atomic(step: (db: Kysely<any>) => Promise<void>): (db: Kysely<any>) => Promise<void> {
+  return async (db) => {
+    if (db.getExecutor().adapter.supportsTransactionalDdl) await step(db);
+    else await db.transaction().execute(step);
+  };
+}
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };
 

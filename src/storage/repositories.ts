@@ -2,6 +2,7 @@
 import type { Kysely } from 'kysely';
 import { AccountsRepo } from './accounts-repo.js';
 import { KeysRepo } from './keys-repo.js';
+import { LedgerRepo } from './ledger-repo.js';
 import type { DB } from './schema.js';
 import { UsageRepo, type SqliteHandle } from './usage-repo.js';
 
@@ -9,14 +10,44 @@ export interface Repositories {
   accounts: AccountsRepo;
   keys: KeysRepo;
   usage: UsageRepo;
+  ledger: LedgerRepo;
 }
 
 /** `sqlite`: the raw SQLite handle, when there is one, for prepared-once usage inserts. */
 export function createRepositories(db: Kysely<DB>, now: () => number = Date.now, sqlite?: SqliteHandle): Repositories {
-  return { accounts: new AccountsRepo(db, now), keys: new KeysRepo(db, now), usage: new UsageRepo(db, sqlite) };
+  return {
+    accounts: new AccountsRepo(db, now),
+    keys: new KeysRepo(db, now),
+    usage: new UsageRepo(db, sqlite),
+    ledger: new LedgerRepo(db, now),
+  };
 }
 
 export { AccountsRepo, normalizeEmail, type Account } from './accounts-repo.js';
-export { KeysRepo, type ApiKeySummary, type KeyLookup, type NewApiKey } from './keys-repo.js';
-export { UsageRepo, type UsageRecord } from './usage-repo.js';
-export { DuplicateEmailError, InvalidEmailError } from './errors.js';
+export {
+  KeysRepo,
+  type ApiKeyPatch,
+  type ApiKeySummary,
+  type KeyLookup,
+  type KeySettings,
+  type NewApiKey,
+} from './keys-repo.js';
+export {
+  LedgerRepo,
+  type AppendResult,
+  type EntriesOptions,
+  type LedgerEntry,
+  type LedgerTotals,
+  type NewLedgerEntry,
+} from './ledger-repo.js';
+export {
+  UsageRepo,
+  type Generation,
+  type ReportQuery,
+  type ReportRow,
+  type StoredUsage,
+  type SumCostFilter,
+  type UsageRecord,
+} from './usage-repo.js';
+export type { BillingMode, KeyKind, LedgerKind, LimitReset } from './schema.js';
+export { AccountNotFoundError, DuplicateEmailError, InvalidEmailError, InvalidFieldError } from './errors.js';

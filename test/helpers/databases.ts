@@ -22,6 +22,8 @@ export interface TestDatabase {
   skip: boolean;
   /** A fresh, empty database (not migrated). Its `close()` also deletes it. */
   open(): Promise<Database>;
+  /** A fresh, empty database as a `database:` config URL, for a whole gateway; `drop()` deletes it. */
+  openUrl(): Promise<{ url: string; drop: () => Promise<void> }>;
 }
 
 export const TEST_POSTGRES_URL = process.env.TEST_POSTGRES_URL || undefined;
@@ -49,6 +51,10 @@ const sqlite: TestDatabase = {
       },
     };
   },
+  async openUrl() {
+    const dir = await mkdtemp(join(tmpdir(), 'mr-test-db-'));
+    return { url: `sqlite:${join(dir, 'test.db')}`, drop: () => rm(dir, { recursive: true, force: true }) };
+  },
 };
 
 const postgres: TestDatabase = {
@@ -74,6 +80,14 @@ const postgres: TestDatabase = {
         await admin(`drop schema if exists ${schema} cascade`);
       },
     };
+  },
+  async openUrl() {
+    if (TEST_POSTGRES_URL === undefined) throw new Error('TEST_POSTGRES_URL is not set');
+    const schema = `mr_test_${randomBytes(6).toString('hex')}`;
+    await admin(`create schema ${schema}`);
+    const url = new URL(TEST_POSTGRES_URL);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    return { url: url.toString(), drop: () => admin(`drop schema if exists ${schema} cascade`) };
   },
 };
 

@@ -9,6 +9,7 @@ import {
   DuplicateEmailError,
   InvalidEmailError,
   type Repositories,
+  type StoredUsage,
   type UsageRecord,
 } from '../../src/storage/repositories.js';
 import { DATABASES } from '../helpers/databases.js';
@@ -32,8 +33,17 @@ export function usageRow(i: number, over: Partial<UsageRecord> = {}): UsageRecor
     latencyMs: 123,
     streamed: i % 2 === 0,
     createdAt: 1_700_000_000_000 + i,
+    costNano: 0,
+    costEstimated: false,
+    charge: false,
     ...over,
   };
+}
+
+/** A record as `listUsage` returns it (without the `charge` instruction). */
+export function stored(r: UsageRecord): StoredUsage {
+  const { charge: _charge, ...rest } = r;
+  return rest;
 }
 
 describe('openDatabase', () => {
@@ -49,7 +59,7 @@ describe('openDatabase', () => {
   it('opens sqlite::memory:', async () => {
     const database = await openDatabase('sqlite::memory:');
     expect(database.dialect).toBe('sqlite');
-    expect(await migrateToLatest(database)).toEqual(['0001_initial']);
+    expect(await migrateToLatest(database)).toEqual(['0001_initial', '0002_billing']);
     await database.close();
   });
 });
@@ -94,6 +104,8 @@ for (const target of DATABASES) {
       expect(a.email).toBe('alice@example.com');
       expect(a.id).toMatch(/^acc_[0-9A-Za-z]{16}$/);
       expect(a.disabled).toBe(false);
+      expect(a.balanceNano).toBe(0);
+      expect(a.billingMode).toBeNull();
       expect(typeof a.createdAt).toBe('number');
 
       await expect(repos.accounts.createAccount('ALICE@example.com')).rejects.toBeInstanceOf(DuplicateEmailError);
@@ -133,7 +145,12 @@ for (const target of DATABASES) {
       expect(list[0]).toMatchObject({ accountId: acc.id, name: 'laptop', last4: last4(key), revokedAt: null });
       expect(list[1]!.name).toBeNull();
       for (const k of list) {
-        expect(Object.keys(k).sort()).toEqual(['accountId', 'createdAt', 'id', 'last4', 'name', 'revokedAt']);
+        expect(Object.keys(k).sort()).toEqual(
+          [
+            'accountId', 'allowedModels', 'createdAt', 'disabled', 'expiresAt', 'id', 'kind', 'last4', 'limitReset', 'name',
+            'revokedAt', 'spendLimitNano',
+          ].sort(),
+        );
         expect(JSON.stringify(k)).not.toContain(hashApiKey(key, SECRET));
       }
 
@@ -143,6 +160,13 @@ for (const target of DATABASES) {
         name: 'laptop',
         revoked: false,
         accountDisabled: false,
+        kind: 'inference',
+        disabled: false,
+        spendLimitNano: null,
+        limitReset: null,
+        expiresAt: null,
+        allowedModels: null,
+        accountBillingMode: null,
       });
       expect(await repos.keys.findKeyByHash(hashApiKey(generateApiKey(), SECRET))).toBeUndefined();
 
@@ -190,8 +214,8 @@ for (const target of DATABASES) {
 
       const a = await repos.usage.listUsage('acc_a');
       expect(a).toHaveLength(200);
-      expect(a[0]).toEqual(rows[0]);
-      expect(a[199]).toEqual(rows[199]);
+      expect(a[0]).toEqual(stored(rows[0]!));
+      expect(a[199]).toEqual(stored(rows[199]!));
       expect(await repos.usage.listUsage('acc_b')).toHaveLength(50);
 
       // Re-inserting a batch (a retry after an ambiguous failure) neither fails nor double-counts.
@@ -207,7 +231,7 @@ for (const target of DATABASES) {
       const rows = Array.from({ length: 30 }, (_, i) => usageRow(i, { accountId: 'acc_raw' }));
       await usage.insertUsage(rows);
       await usage.insertUsage(rows.slice(0, 5)); // a retried batch neither fails nor double-counts
-      expect(await usage.listUsage('acc_raw')).toEqual(rows);
+      expect(await usage.listUsage('acc_raw')).toEqual(rows.map(stored));
     });
 
     it('writes batches larger than any parameter limit', async () => {
@@ -221,8 +245,9 @@ for (const target of DATABASES) {
       const usage = tables.find((t) => t.name === 'usage')!;
       expect(usage.columns.map((c) => c.name).sort()).toEqual(
         [
-          'account_id', 'cache_write_tokens', 'cached_tokens', 'completion_tokens', 'created_at', 'id', 'key_id',
-          'latency_ms', 'model', 'prompt_tokens', 'provider', 'reasoning_tokens', 'status', 'streamed', 'upstream_model',
+          'account_id', 'cache_write_tokens', 'cached_tokens', 'completion_tokens', 'cost_estimated', 'cost_nano', 'created_at',
+          'id', 'key_id', 'latency_ms', 'model', 'prompt_tokens', 'provider', 'reasoning_tokens', 'status', 'streamed',
+          'upstream_model',
         ].sort(),
       );
     });
