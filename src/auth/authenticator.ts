@@ -2,19 +2,35 @@
  * Request authentication: `Authorization: Bearer <key>` (or a bare key, as Anthropic's
  * `x-api-key` carries it) → the key's id and account.
  *
- * The hot path is one HMAC and one Map lookup: key records are cached by key hash (positive
- * entries for `ttlMs`, unknown hashes for `negativeTtlMs`). Malformed keys (length, alphabet,
- * checksum) are rejected before any hashing or database work. Every rejection is the same
- * 401 with the same message, so a caller cannot tell a typo from a revoked key.
+ * The hot path is one SHA-256 and one Map lookup: key records are cached in memory under an
+ * unkeyed SHA-256 digest of the key (positive entries for `ttlMs`, unknown keys for
+ * `negativeTtlMs`); the keyed HMAC that the database stores is computed only on a cache miss
+ * (a one-shot SHA-256 costs a sixth of an HMAC object). The cache never holds a raw key, and the
+ * digest never leaves the process. Malformed keys (length, alphabet, checksum) are rejected
+ * before the HMAC and any database work. Every rejection is the same 401 with the same
+ * message, so a caller cannot tell a typo from a revoked key.
  */
+import { hash as oneShotHash } from 'node:crypto';
+import type { BillingMode, LimitReset, SpendSubject } from '../billing/accounting.js';
 import { GatewayError } from '../ir/errors.js';
 import type { KeyLookup } from '../storage/keys-repo.js';
 import { hashApiKey, isWellFormedKey } from './api-key.js';
 
-/** The identity a request runs as. */
-export interface AuthedKey {
+/** The identity a request runs as, with the key's policy (cached with it). */
+export interface AuthedKey extends SpendSubject {
   readonly keyId: string;
   readonly accountId: string;
+  /** Inference keys call models; management keys only manage the account's keys. */
+  readonly kind: 'inference' | 'management';
+  readonly name: string | null;
+  /** Epoch ms after which the key is refused, or null. */
+  readonly expiresAt: number | null;
+  /** Model ids this key may call, or null for all. */
+  readonly allowedModels: ReadonlySet<string> | null;
+  /** The account's billing mode, or the deployment's default. */
+  readonly billingMode: BillingMode;
+  readonly spendLimitNano: number | null;
+  readonly limitReset: LimitReset | null;
 }
 
 /** Where key records come from on a cache miss (`KeysRepo` satisfies it). */
@@ -29,6 +45,8 @@ export interface KeyAuthenticatorOptions {
   negativeTtlMs?: number;
   /** Bound of each cache (known keys, unknown hashes): the oldest entry goes first. */
   maxEntries?: number;
+  /** Billing mode of accounts that have none of their own (default `track`). */
+  defaultBillingMode?: BillingMode;
   now?: () => number;
 }
 
@@ -48,6 +66,22 @@ interface Entry {
 
 const BEARER = /^bearer\s+/i;
 
+/** The in-memory cache key of a raw key: SHA-256, base64. Keys carry ≥ 238 bits of entropy. */
+function cacheDigest(key: string): string {
+  return oneShotHash('sha256', key, 'base64');
+}
+
+/** The key from `Authorization: Bearer <key>` or a bare key. */
+function extractKey(header: string): string {
+  // Fast path for the canonical form; anything else goes through the tolerant regex.
+  if (header.startsWith('Bearer ') && header.charCodeAt(7) !== 32) {
+    const key = header.slice(7);
+    const last = key.charCodeAt(key.length - 1);
+    if (last !== 32 && last !== 9) return key;
+  }
+  return BEARER.test(header) ? header.replace(BEARER, '').trim() : header.trim();
+}
+
 export class KeyAuthenticator {
   readonly #source: KeyLookupSource;
   readonly #secret: string;
@@ -55,16 +89,17 @@ export class KeyAuthenticator {
   readonly #negativeTtlMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
-  /** Key hash → record, for hashes that exist in the database. Map order ≈ recency. */
+  readonly #defaultMode: BillingMode;
+  /** Key digest → record, for keys that exist in the database. Map order ≈ recency. */
   readonly #known = new Map<string, Entry>();
-  /** Key id → hash, to invalidate by id. */
+  /** Key id → digest, to invalidate by id. */
   readonly #hashById = new Map<string, string>();
   /**
-   * Unknown hash → expiry. Separate from `#known` so a flood of random well-formed keys can
-   * only evict other unknown hashes, never a real key's entry.
+   * Unknown digest → expiry. Separate from `#known` so a flood of random well-formed keys can
+   * only evict other unknown digests, never a real key's entry.
    */
   readonly #unknown = new Map<string, number>();
-  /** Concurrent misses for one hash share one query. */
+  /** Concurrent misses for one key share one query. */
   readonly #inflight = new Map<string, Promise<Entry | undefined>>();
   /** Bumped by invalidate()/clear(), so a lookup that started before does not cache stale data. */
   #epoch = 0;
@@ -76,6 +111,7 @@ export class KeyAuthenticator {
     this.#negativeTtlMs = opts.negativeTtlMs ?? 2_000;
     this.#maxEntries = Math.max(1, opts.maxEntries ?? 10_000);
     this.#now = opts.now ?? Date.now;
+    this.#defaultMode = opts.defaultBillingMode ?? 'track';
   }
 
   /**
@@ -84,12 +120,11 @@ export class KeyAuthenticator {
    */
   authenticate(authorizationHeaderOrKey: string | undefined): Promise<AuthedKey> {
     if (authorizationHeaderOrKey === undefined) return Promise.reject(unauthorizedError());
-    const key = BEARER.test(authorizationHeaderOrKey)
-      ? authorizationHeaderOrKey.replace(BEARER, '').trim()
-      : authorizationHeaderOrKey.trim();
-    if (!isWellFormedKey(key)) return Promise.reject(unauthorizedError());
+    const key = extractKey(authorizationHeaderOrKey);
+    // Bounded before hashing: a well-formed key is 52 characters.
+    if (key.length === 0 || key.length > 256) return Promise.reject(unauthorizedError());
 
-    const hash = hashApiKey(key, this.#secret);
+    const hash = cacheDigest(key);
     const now = this.#now();
     const hit = this.#known.get(hash);
     if (hit !== undefined) {
@@ -97,7 +132,7 @@ export class KeyAuthenticator {
         // Refresh recency (Map keeps insertion order; the first entry is evicted first).
         this.#known.delete(hash);
         this.#known.set(hash, hit);
-        return hit.authed ? Promise.resolve(hit.authed) : Promise.reject(unauthorizedError());
+        return hit.authed && !expired(hit.authed, now) ? Promise.resolve(hit.authed) : Promise.reject(unauthorizedError());
       }
       this.#deleteKnown(hash, hit);
     }
@@ -106,7 +141,9 @@ export class KeyAuthenticator {
       if (unknownUntil > now) return Promise.reject(unauthorizedError());
       this.#unknown.delete(hash);
     }
-    return this.#miss(hash);
+    // Only well-formed keys reach the HMAC, the database and the caches.
+    if (!isWellFormedKey(key)) return Promise.reject(unauthorizedError());
+    return this.#miss(hash, key);
   }
 
   /** Drops any cached record of this key (call on revoke, and on a revoke broadcast). */
@@ -134,10 +171,10 @@ export class KeyAuthenticator {
     return { known: this.#known.size, unknown: this.#unknown.size };
   }
 
-  async #miss(hash: string): Promise<AuthedKey> {
+  async #miss(hash: string, key: string): Promise<AuthedKey> {
     let pending = this.#inflight.get(hash);
     if (pending === undefined) {
-      pending = this.#load(hash);
+      pending = this.#load(hash, key);
       this.#inflight.set(hash, pending);
       // Clean up whether the lookup succeeds or fails; the caller sees the failure below.
       const p = pending;
@@ -147,29 +184,29 @@ export class KeyAuthenticator {
       p.then(done, done);
     }
     const entry = await pending;
-    if (entry?.authed) return entry.authed;
+    if (entry?.authed && !expired(entry.authed, this.#now())) return entry.authed;
     throw unauthorizedError();
   }
 
-  async #load(hash: string): Promise<Entry | undefined> {
+  async #load(hash: string, key: string): Promise<Entry | undefined> {
     const epoch = this.#epoch;
     let found: KeyLookup | undefined;
     try {
-      found = await this.#source.findKeyByHash(hash);
+      found = await this.#source.findKeyByHash(hashApiKey(key, this.#secret));
     } catch (err) {
       const e = new GatewayError('MR_ERR_INTERNAL', 'Authentication is temporarily unavailable.');
       e.cause = err;
       throw e;
     }
     // An invalidate() or clear() while the query ran: answer this request, cache nothing.
-    if (epoch !== this.#epoch) return found && toEntry(found, 0);
+    if (epoch !== this.#epoch) return found && toEntry(found, 0, this.#defaultMode);
     const now = this.#now();
     if (found === undefined) {
       if (this.#unknown.size >= this.#maxEntries) evictOldest(this.#unknown);
       this.#unknown.set(hash, now + this.#negativeTtlMs);
       return undefined;
     }
-    const entry = toEntry(found, now + this.#ttlMs);
+    const entry = toEntry(found, now + this.#ttlMs, this.#defaultMode);
     const old = this.#known.get(hash);
     if (old !== undefined) this.#deleteKnown(hash, old);
     while (this.#known.size >= this.#maxEntries) {
@@ -188,10 +225,26 @@ export class KeyAuthenticator {
   }
 }
 
-function toEntry(found: KeyLookup, expiresAt: number): Entry {
-  const authed =
-    found.revoked || found.accountDisabled ? null : Object.freeze({ keyId: found.keyId, accountId: found.accountId });
+function toEntry(found: KeyLookup, expiresAt: number, defaultMode: BillingMode): Entry {
+  const refused = found.revoked || found.accountDisabled || found.disabled;
+  const authed: AuthedKey | null = refused
+    ? null
+    : Object.freeze({
+        keyId: found.keyId,
+        accountId: found.accountId,
+        kind: found.kind,
+        name: found.name,
+        expiresAt: found.expiresAt,
+        allowedModels: found.allowedModels ? new Set(found.allowedModels) : null,
+        billingMode: found.accountBillingMode ?? defaultMode,
+        spendLimitNano: found.spendLimitNano,
+        limitReset: found.limitReset,
+      });
   return { authed, keyId: found.keyId, expiresAt };
+}
+
+function expired(key: AuthedKey, now: number): boolean {
+  return key.expiresAt !== null && now >= key.expiresAt;
 }
 
 function evictOldest(map: Map<string, unknown>): void {

@@ -1,28 +1,63 @@
-/** `maxrouter accounts create --email EMAIL` */
+/** `maxrouter accounts create|list|disable|enable|billing` */
+import { formatUsd } from '../billing/money.js';
 import { AccountsRepo } from '../storage/accounts-repo.js';
 import { DuplicateEmailError } from '../storage/errors.js';
-import { type CliContext, CliUsageError, EXIT_FAILURE, EXIT_OK, parseFlags, reportError, withDatabase } from './context.js';
+import {
+  type CliContext,
+  CliUsageError,
+  EXIT_FAILURE,
+  EXIT_OK,
+  findAccount,
+  formatTable,
+  formatTime,
+  parseFlags,
+  printable,
+  reportError,
+  withDatabase,
+} from './context.js';
 
 export const ACCOUNTS_USAGE = `Usage:
-  maxrouter accounts create --email EMAIL   create an account; prints its id and email
+  maxrouter accounts create --email EMAIL                          create an account; prints its id and email
+  maxrouter accounts list                                          list accounts with status, billing mode and balance
+  maxrouter accounts disable --email EMAIL                         refuse every key of the account
+  maxrouter accounts enable --email EMAIL                          accept its keys again
+  maxrouter accounts billing --email EMAIL --mode credits|track|default
+                                                                   how the account pays (default: the config's billing.mode)
 `;
+
+/** How long running servers may keep accepting a changed account's keys (their key cache lifetime). */
+const CACHE_NOTE = 'running servers apply it within 30 seconds (their key cache lifetime)\n';
+
+const HELP = { help: { type: 'boolean', short: 'h' } } as const;
 
 export async function runAccounts(argv: string[], ctx: CliContext): Promise<number> {
   const [sub, ...rest] = argv;
   try {
-    if (sub === 'help' || sub === '--help' || sub === '-h') {
-      ctx.stdout(ACCOUNTS_USAGE);
-      return EXIT_OK;
+    switch (sub) {
+      case 'help':
+      case '--help':
+      case '-h':
+        ctx.stdout(ACCOUNTS_USAGE);
+        return EXIT_OK;
+      case 'create':
+        return await create(rest, ctx);
+      case 'list':
+        return await list(rest, ctx);
+      case 'disable':
+      case 'enable':
+        return await setDisabled(rest, ctx, sub === 'disable');
+      case 'billing':
+        return await billing(rest, ctx);
+      default:
+        throw new CliUsageError(sub === undefined ? 'missing subcommand' : `unknown subcommand '${sub}'`);
     }
-    if (sub === 'create') return await create(rest, ctx);
-    throw new CliUsageError(sub === undefined ? 'missing subcommand' : `unknown subcommand '${sub}'`);
   } catch (err) {
     return reportError(ctx, err, ACCOUNTS_USAGE);
   }
 }
 
 async function create(argv: string[], ctx: CliContext): Promise<number> {
-  const { values } = parseFlags(argv, { email: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, 0);
+  const { values } = parseFlags(argv, { email: { type: 'string' }, ...HELP }, 0);
   if (values.help) {
     ctx.stdout(ACCOUNTS_USAGE);
     return EXIT_OK;
@@ -41,5 +76,74 @@ async function create(argv: string[], ctx: CliContext): Promise<number> {
       }
       throw err;
     }
+  });
+}
+
+async function list(argv: string[], ctx: CliContext): Promise<number> {
+  const { values } = parseFlags(argv, HELP, 0);
+  if (values.help) {
+    ctx.stdout(ACCOUNTS_USAGE);
+    return EXIT_OK;
+  }
+  return withDatabase(ctx, async ({ db }) => {
+    const accounts = await new AccountsRepo(db).listAccounts();
+    const fallback = ctx.defaultBillingMode ? `default (${ctx.defaultBillingMode})` : 'default';
+    const rows = accounts.map((a) => [
+      a.id,
+      printable(a.email),
+      formatTime(a.createdAt),
+      a.disabled ? 'disabled' : 'active',
+      a.billingMode ?? fallback,
+      `$${formatUsd(a.balanceNano)}`,
+    ]);
+    ctx.stdout(formatTable(['ID', 'EMAIL', 'CREATED', 'STATUS', 'BILLING', 'BALANCE'], rows));
+    if (accounts.length === 0) ctx.stderr('no accounts; create one with: maxrouter accounts create --email EMAIL\n');
+    return EXIT_OK;
+  });
+}
+
+async function setDisabled(argv: string[], ctx: CliContext, disabled: boolean): Promise<number> {
+  const { values } = parseFlags(argv, { email: { type: 'string' }, ...HELP }, 0);
+  if (values.help) {
+    ctx.stdout(ACCOUNTS_USAGE);
+    return EXIT_OK;
+  }
+  if (!values.email) throw new CliUsageError('--email is required');
+  const email = values.email;
+  const verb = disabled ? 'disabled' : 'enabled';
+  return withDatabase(ctx, async ({ db }) => {
+    const account = await findAccount(ctx, db, email);
+    if (!account) return EXIT_FAILURE;
+    if (account.disabled === disabled) {
+      ctx.stdout(`account ${account.id} (${account.email}) is already ${verb}\n`);
+      return EXIT_OK;
+    }
+    await new AccountsRepo(db).setDisabled(account.id, disabled);
+    ctx.stdout(`${verb} account ${account.id} (${account.email})\n`);
+    ctx.stderr(CACHE_NOTE);
+    return EXIT_OK;
+  });
+}
+
+async function billing(argv: string[], ctx: CliContext): Promise<number> {
+  const { values } = parseFlags(argv, { email: { type: 'string' }, mode: { type: 'string' }, ...HELP }, 0);
+  if (values.help) {
+    ctx.stdout(ACCOUNTS_USAGE);
+    return EXIT_OK;
+  }
+  if (!values.email) throw new CliUsageError('--email is required');
+  const mode = values.mode;
+  if (mode !== 'credits' && mode !== 'track' && mode !== 'default') {
+    throw new CliUsageError(mode === undefined ? '--mode is required' : "--mode must be 'credits', 'track' or 'default'");
+  }
+  const email = values.email;
+  return withDatabase(ctx, async ({ db }) => {
+    const account = await findAccount(ctx, db, email);
+    if (!account) return EXIT_FAILURE;
+    await new AccountsRepo(db).setBillingMode(account.id, mode === 'default' ? null : mode);
+    const shown = mode === 'default' && ctx.defaultBillingMode ? `default (${ctx.defaultBillingMode})` : mode;
+    ctx.stdout(`account ${account.id} (${account.email}) billing mode: ${shown}\n`);
+    ctx.stderr(CACHE_NOTE);
+    return EXIT_OK;
   });
 }

@@ -3,6 +3,7 @@
  * share: flag parsing that turns mistakes into exit code 2, and open → migrate → work → close.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { AccountsRepo, type Account } from '../storage/accounts-repo.js';
 import { openDatabase, type Database } from '../storage/database.js';
 import { migrateToLatest } from '../storage/migrations.js';
 
@@ -13,6 +14,10 @@ export interface CliContext {
   dataDir: string;
   /** The config's `secret`, when set. */
   secret?: string;
+  /** Model ids of the configured catalog, which `keys create --models` must name (unchecked when absent). */
+  models?: ReadonlySet<string>;
+  /** The deployment's billing mode for accounts without their own (shown by `accounts list`). */
+  defaultBillingMode?: 'credits' | 'track';
   /** Writes to standard output / error; the strings carry their own newlines. */
   stdout: (s: string) => void;
   stderr: (s: string) => void;
@@ -93,6 +98,15 @@ export function formatTable(header: string[], rows: string[][]): string {
       .join('  ')
       .trimEnd() + '\n';
   return [header, ...rows].map(line).join('');
+}
+
+/** The account with this email, or an error message and exit 1 (with the hint to create it). */
+export async function findAccount(ctx: CliContext, db: Database['db'], email: string): Promise<Account | undefined> {
+  const account = await new AccountsRepo(db).findAccountByEmail(email);
+  if (!account) {
+    ctx.stderr(`error: no account with email ${printable(email)}; create it with: maxrouter accounts create --email ${printable(email)}\n`);
+  }
+  return account;
 }
 
 /** Replaces control characters so user-supplied text cannot drive the terminal. */

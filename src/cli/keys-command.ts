@@ -5,13 +5,14 @@
  */
 import { generateApiKey, generateKeyId, hashApiKey, last4, maskedKey } from '../auth/api-key.js';
 import { loadOrCreateSecret } from '../auth/secret.js';
-import { AccountsRepo } from '../storage/accounts-repo.js';
-import { KeysRepo } from '../storage/keys-repo.js';
+import { usdToNano } from '../billing/money.js';
+import { KeysRepo, MAX_ALLOWED_MODELS, MAX_MODEL_ID_LENGTH, type KeySettings } from '../storage/keys-repo.js';
 import {
   type CliContext,
   CliUsageError,
   EXIT_FAILURE,
   EXIT_OK,
+  findAccount,
   formatTable,
   formatTime,
   parseFlags,
@@ -22,6 +23,11 @@ import {
 
 export const KEYS_USAGE = `Usage:
   maxrouter keys create --email EMAIL [--name NAME]   create a key; prints only the key, once
+      [--management]                                   a management key (manages the account's keys; calls no model)
+      [--limit USD] [--limit-reset daily|weekly|monthly]
+                                                       spend limit, per UTC day, ISO week or month (default: never resets)
+      [--expires ISO]                                  refused from then on (e.g. 2026-01-31 or 2026-01-31T12:00:00Z)
+      [--models ID,ID]                                 the catalog models it may call (default: all)
   maxrouter keys list --email EMAIL                    list an account's keys (never the key itself)
   maxrouter keys revoke KEY_ID                         revoke a key
 `;
@@ -51,15 +57,68 @@ export async function runKeys(argv: string[], ctx: CliContext): Promise<number> 
   }
 }
 
-function noAccount(ctx: CliContext, email: string): number {
-  ctx.stderr(`error: no account with email ${email}; create it with: maxrouter accounts create --email ${email}\n`);
-  return EXIT_FAILURE;
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** The key settings from `keys create` flags; bad values are usage errors. */
+function keySettings(
+  values: { management?: boolean; limit?: string; 'limit-reset'?: string; expires?: string; models?: string },
+  ctx: CliContext,
+  now: number,
+): KeySettings {
+  const settings: KeySettings = { kind: values.management ? 'management' : 'inference' };
+  if (values.limit !== undefined) {
+    try {
+      settings.spendLimitNano = usdToNano(values.limit);
+    } catch {
+      throw new CliUsageError('--limit must be an amount of USD ≥ 0 with at most 9 decimal places, e.g. 25 or 0.5');
+    }
+  }
+  const reset = values['limit-reset'];
+  if (reset !== undefined) {
+    if (reset !== 'daily' && reset !== 'weekly' && reset !== 'monthly') {
+      throw new CliUsageError("--limit-reset must be 'daily', 'weekly' or 'monthly'");
+    }
+    if (values.limit === undefined) throw new CliUsageError('--limit-reset needs --limit');
+    settings.limitReset = reset;
+  }
+  if (values.expires !== undefined) {
+    const text = values.expires;
+    const t = ISO_DATE.test(text) || ISO_DATE_TIME.test(text) ? Date.parse(text) : NaN;
+    if (!Number.isFinite(t)) throw new CliUsageError('--expires must be an ISO 8601 date or date-time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z');
+    if (t <= now) throw new CliUsageError('--expires must be in the future');
+    settings.expiresAt = t;
+  }
+  if (values.models !== undefined) {
+    const ids = [...new Set(values.models.split(',').map((m) => m.trim()))];
+    if (ids.some((m) => m === '' || m.length > MAX_MODEL_ID_LENGTH || printable(m) !== m) || ids.length > MAX_ALLOWED_MODELS) {
+      throw new CliUsageError(`--models must be a comma-separated list of at most ${MAX_ALLOWED_MODELS} model ids`);
+    }
+    const unknown = ctx.models ? ids.filter((m) => !ctx.models!.has(m)) : [];
+    if (unknown.length > 0) {
+      throw new CliUsageError(
+        `--models names ${unknown.length === 1 ? 'a model' : 'models'} not in the configured catalog: ${unknown.join(', ')} ` +
+          '(pass the --config the server runs with)',
+      );
+    }
+    settings.allowedModels = ids;
+  }
+  return settings;
 }
 
 async function create(argv: string[], ctx: CliContext): Promise<number> {
   const { values } = parseFlags(
     argv,
-    { email: { type: 'string' }, name: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    {
+      email: { type: 'string' },
+      name: { type: 'string' },
+      management: { type: 'boolean' },
+      limit: { type: 'string' },
+      'limit-reset': { type: 'string' },
+      expires: { type: 'string' },
+      models: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
     0,
   );
   if (values.help) {
@@ -72,9 +131,10 @@ async function create(argv: string[], ctx: CliContext): Promise<number> {
   if (name !== undefined && (name.length > MAX_NAME_LENGTH || printable(name) !== name)) {
     throw new CliUsageError(`--name must be at most ${MAX_NAME_LENGTH} characters, without control characters`);
   }
+  const settings = keySettings(values, ctx, Date.now());
   return withDatabase(ctx, async ({ db }) => {
-    const account = await new AccountsRepo(db).findAccountByEmail(email);
-    if (!account) return noAccount(ctx, email);
+    const account = await findAccount(ctx, db, email);
+    if (!account) return EXIT_FAILURE;
     const secret = await loadOrCreateSecret({ secret: ctx.secret, dataDir: ctx.dataDir });
     const key = generateApiKey();
     const id = generateKeyId();
@@ -84,9 +144,11 @@ async function create(argv: string[], ctx: CliContext): Promise<number> {
       name: name || null,
       keyHash: hashApiKey(key, secret),
       last4: last4(key),
+      ...settings,
     });
     ctx.stdout(key + '\n');
-    ctx.stderr(`created key ${id} for ${account.email}; it is shown only this once\n`);
+    const kind = settings.kind === 'management' ? 'management key' : 'key';
+    ctx.stderr(`created ${kind} ${id} for ${account.email}; it is shown only this once\n`);
     if (account.disabled) ctx.stderr(`warning: account ${account.email} is disabled; its keys are rejected\n`);
     return EXIT_OK;
   });
@@ -101,8 +163,8 @@ async function list(argv: string[], ctx: CliContext): Promise<number> {
   if (!values.email) throw new CliUsageError('--email is required');
   const email = values.email;
   return withDatabase(ctx, async ({ db }) => {
-    const account = await new AccountsRepo(db).findAccountByEmail(email);
-    if (!account) return noAccount(ctx, email);
+    const account = await findAccount(ctx, db, email);
+    if (!account) return EXIT_FAILURE;
     const keys = await new KeysRepo(db).listKeys(account.id);
     const rows = keys.map((k) => [
       k.id,

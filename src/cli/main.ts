@@ -1,10 +1,10 @@
 /**
- * The `maxrouter` command: serve, check-config, migrate, accounts, keys.
+ * The `maxrouter` command: serve, check-config, migrate, accounts, keys, credits, usage.
  * `--config FILE` (or MAXROUTER_CONFIG) names the YAML config; without it the gateway runs on
  * its embedded defaults (SQLite under ./data, providers from *_API_KEY variables).
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, checkConfigFile, loadConfig } from '../config/load-config.js';
+import { BUNDLED_MODELS, ConfigError, checkConfigFile, loadConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
 import type { CliContext } from './context.js';
 
@@ -15,9 +15,20 @@ Commands:
   check-config --config FILE           report every problem in a config file
   migrate                              apply pending database migrations
   accounts create --email E            create an account
-  keys create --email E [--name N]     create an API key (printed once, alone on stdout)
+  accounts list                        list accounts (status, billing mode, balance)
+  accounts disable|enable --email E    refuse or accept again every key of an account
+  accounts billing --email E --mode credits|track|default
+                                       how an account pays
+  keys create --email E [--name N] [--management] [--limit USD] [--limit-reset daily|weekly|monthly]
+              [--expires ISO] [--models A,B]
+                                       create an API key (printed once, alone on stdout)
   keys list --email E                  list an account's keys (never the secret)
   keys revoke ID                       revoke a key
+  credits add --email E --usd N [--reason R]
+                                       add credit; prints the new balance
+  credits show --email E               balance, credits, usage and the latest ledger entries
+  usage report [--email E] --from D --to D [--format table|json|csv]
+                                       usage per account, UTC day and model
 
 Options:
   --config FILE   YAML (or JSON) configuration; default: $MAXROUTER_CONFIG, else built-in defaults
@@ -100,7 +111,15 @@ export async function main(argv: string[], io: MainIO = defaultIO): Promise<numb
     io.stderr(err instanceof ConfigError ? `${err.message}\n` : `error: ${(err as Error).message}\n`);
     return 1;
   }
-  const ctx: CliContext = { databaseUrl: config.database, dataDir: config.dataDir, stdout: io.stdout, stderr: io.stderr };
+  const ctx: CliContext = {
+    databaseUrl: config.database,
+    dataDir: config.dataDir,
+    // Without a config file the served catalog depends on which *_API_KEY the server has: accept any bundled model.
+    models: new Set([...config.models, ...(configPath ? [] : BUNDLED_MODELS)].map((m) => m.id)),
+    defaultBillingMode: config.billing.mode,
+    stdout: io.stdout,
+    stderr: io.stderr,
+  };
   if (config.secret) ctx.secret = config.secret;
 
   switch (command) {
@@ -112,6 +131,10 @@ export async function main(argv: string[], io: MainIO = defaultIO): Promise<numb
       return (await import('./accounts-command.js')).runAccounts(args, ctx);
     case 'keys':
       return (await import('./keys-command.js')).runKeys(args, ctx);
+    case 'credits':
+      return (await import('./credits-command.js')).runCredits(args, ctx);
+    case 'usage':
+      return (await import('./usage-command.js')).runUsage(args, ctx);
     default:
       io.stderr(`error: unknown command '${command}'\n\n${USAGE}`);
       return 2;

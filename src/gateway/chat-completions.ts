@@ -16,7 +16,11 @@ import type { UpstreamRequest } from '../providers/provider.js';
 import type { Route } from '../routing/catalog.js';
 import type { UpstreamCall } from '../routing/upstream-client.js';
 import { createSSEDecoder } from '../sse/sse-parser.js';
+import { computeCost } from '../billing/cost.js';
+import { nanoToUsd } from '../billing/money.js';
+import { admitChat, checkKeyMayCall, estimatePromptTokens, CHARS_PER_TOKEN } from './admission.js';
 import { meterRequest, type GatewayContext, type RequestMeter } from './context.js';
+import { decorateCompletion, ChunkDecorator } from './decorate.js';
 import {
   SSEWriter,
   abortOnClientClose,
@@ -37,9 +41,11 @@ export async function chatCompletions(ctx: GatewayContext, request: FastifyReque
     throw invalidRequest('The request body must be a JSON object.');
   }
   const route = ctx.catalog.resolve((body as Body).model, 'chat');
+  checkKeyMayCall(key, route);
   const stream = (body as Body).stream === true;
+  const admission = await admitChat(ctx, key, route, body as Body, request);
   const generationId = newGenerationId();
-  const meter = meterRequest(ctx, request, { generationId, key, route, streamed: stream, started, reqId: request.id });
+  const meter = meterRequest(ctx, request, { generationId, key, route, streamed: stream, started, reqId: request.id, admission });
   try {
     await relay(route, body as Body, stream, generationId, reply, meter);
   } catch (err) {
@@ -60,33 +66,55 @@ async function relay(route: Route, body: Body, stream: boolean, generationId: st
   if (!stream) {
     const { text, json } = await readJson(upstream, route.provider);
     if (passthrough) {
-      // Same dialect: the upstream's bytes go to the client untouched; usage is tapped.
-      meter.finish(200, usageFromOpenAI((json as Body | null)?.usage) ?? emptyUsage());
-      reply.headers(headers).type('application/json').send(text);
+      // Same dialect: the upstream's bytes go to the client with the generation id, the
+      // provider and usage.cost spliced in; usage is tapped.
+      const reported = usageFromOpenAI((json as Body | null)?.usage);
+      const usage = reported ?? estimateUsage(body, json);
+      const cost = computeCost(usage, route.prices);
+      meter.finish(200, usage, cost, reported === undefined);
+      reply.headers(headers).type('application/json').send(decorateCompletion(text, json, generationId, route.provider.id, cost, usage));
       return;
     }
     const result = route.provider.adapter.parseChatResponse(json);
-    meter.finish(200, result.usage);
+    const cost = computeCost(result.usage, route.prices);
+    meter.finish(200, result.usage, cost);
     const created = Math.floor(Date.now() / 1000);
     reply
       .headers(headers)
       .type('application/json')
-      .send(JSON.stringify(encodeChatResponse(result, `chatcmpl-${generationId.slice(4)}`, result.model ?? route.upstreamModel, created)));
+      .send(JSON.stringify(encodeChatResponse(result, generationId, result.model ?? route.upstreamModel, created, route.provider.id, cost)));
     return;
   }
 
   const writer = new SSEWriter(reply, headers, upstream);
+  const promptEstimate = () => estimatePromptTokens(body);
   if (passthrough) {
-    await relayPassthroughStream(upstream, writer, reply, route, meter, includeUsage);
+    await relayPassthroughStream(upstream, writer, reply, route, meter, includeUsage, generationId, promptEstimate);
   } else {
     const encoder = new OpenAIStreamEncoder(
-      `chatcmpl-${generationId.slice(4)}`,
+      generationId,
       route.upstreamModel,
       Math.floor(Date.now() / 1000),
       includeUsage,
+      route.provider.id,
+      (usage) => computeCost(usage, route.prices),
     );
-    await relayTranslatedStream(upstream, writer, reply, route, meter, encoder);
+    await relayTranslatedStream(upstream, writer, reply, route, meter, encoder, promptEstimate);
   }
+}
+
+/** Usage for a completed response whose provider reported none: an estimate from the texts. */
+function estimateUsage(body: Body, json: unknown): IRUsage {
+  let chars = 0;
+  const choices = (json as Body | null)?.choices;
+  if (Array.isArray(choices)) {
+    for (const c of choices) {
+      const m = (c as Body | null)?.message as Body | undefined;
+      if (typeof m?.content === 'string') chars += m.content.length;
+      if (m?.tool_calls !== undefined) chars += JSON.stringify(m.tool_calls).length;
+    }
+  }
+  return { ...emptyUsage(), promptTokens: estimatePromptTokens(body), completionTokens: Math.ceil(chars / CHARS_PER_TOKEN) };
 }
 
 /** Same dialect: forward the client's body with the model id rewritten and usage requested. */
@@ -126,10 +154,13 @@ async function relayPassthroughStream(
   route: Route,
   meter: RequestMeter,
   includeUsage: boolean,
+  generationId: string,
+  promptEstimate: () => number,
 ): Promise<void> {
   let usage: IRUsage | undefined;
   let done = false;
   let failed: GatewayError | undefined;
+  const chunks = new ChunkDecorator(generationId, route.provider.id);
   const sse = createSSEDecoder({
     onEvent(ev) {
       if (done || failed) return;
@@ -154,8 +185,12 @@ async function relayPassthroughStream(
         const u = usageFromOpenAI(chunk?.usage);
         if (u) usage = u;
         if (!includeUsage && Array.isArray(chunk?.choices) && chunk.choices.length === 0) return;
+        if (u && chunk) {
+          writer.push(`data: ${chunks.withCost(chunk, nanoToUsd(computeCost(u, route.prices)))}\n\n`);
+          return;
+        }
       }
-      writer.push(`data: ${data}\n\n`);
+      writer.push(`data: ${chunks.decorate(data)}\n\n`);
     },
     onError(message) {
       failed = new GatewayError('MR_ERR_UPSTREAM_BAD_RESPONSE', `Provider '${route.provider.id}': ${message}.`);
@@ -174,7 +209,11 @@ async function relayPassthroughStream(
       writer.push(encodeStreamError(err));
     },
   });
-  settle(meter, reply, failed, usage);
+  settle(meter, reply, failed, usage, chunks.relayedTextChars(), (relayed) => ({
+    ...emptyUsage(),
+    promptTokens: promptEstimate(),
+    completionTokens: Math.ceil(relayed / CHARS_PER_TOKEN),
+  }));
 }
 
 /** Relays a stream of another dialect: upstream events → IR parts → OpenAI chunks. */
@@ -185,15 +224,19 @@ async function relayTranslatedStream(
   route: Route,
   meter: RequestMeter,
   encoder: OpenAIStreamEncoder,
+  promptEstimate: () => number,
 ): Promise<void> {
   const decoder = route.provider.adapter.createStreamDecoder();
   let usage: IRUsage | undefined;
   let failed: GatewayError | undefined;
+  let relayedChars = 0;
   const emit = (parts: IRStreamPart[]) => {
     for (const part of parts) {
       if (failed) return;
       if (part.type === 'usage') usage = part.usage;
-      if (part.type === 'error') failed = part.error;
+      else if (part.type === 'error') failed = part.error;
+      else if (part.type === 'text-delta' || part.type === 'reasoning-delta' || part.type === 'refusal-delta') relayedChars += part.text.length;
+      else if (part.type === 'tool-call-delta') relayedChars += part.argumentsDelta.length;
       writer.push(encoder.encode(part));
     }
   };
@@ -212,7 +255,11 @@ async function relayTranslatedStream(
       emit([{ type: 'error', error: err }]);
     },
   });
-  settle(meter, reply, failed, usage);
+  settle(meter, reply, failed, usage, relayedChars, (relayed) => ({
+    ...emptyUsage(),
+    promptTokens: promptEstimate(),
+    completionTokens: Math.ceil(relayed / CHARS_PER_TOKEN),
+  }));
 }
 
 /**
@@ -270,8 +317,23 @@ function pump(
   });
 }
 
-function settle(meter: RequestMeter, reply: FastifyReply, failed: GatewayError | undefined, usage: IRUsage | undefined): void {
-  if (failed) meter.fail(failed.status, failed, usage);
-  else if (reply.raw.destroyed && !reply.raw.writableFinished) meter.fail(499, undefined, usage);
-  else meter.finish(200, usage ?? emptyUsage());
+/**
+ * Records a stream's outcome. Usage the provider reported is billed as reported; a stream that
+ * ended without it (client gone, upstream failure, or a provider that never reports usage) is
+ * billed on an estimate, marked as such in the usage row — except an upstream failure before
+ * any text was relayed, which costs nothing.
+ */
+function settle(
+  meter: RequestMeter,
+  reply: FastifyReply,
+  failed: GatewayError | undefined,
+  usage: IRUsage | undefined,
+  relayedChars: number,
+  estimate: (relayedChars: number) => IRUsage,
+): void {
+  const estimated = usage === undefined && !(failed && relayedChars === 0);
+  const billed = usage ?? (estimated ? estimate(relayedChars) : emptyUsage());
+  if (failed) meter.fail(failed.status, failed, billed, estimated);
+  else if (reply.raw.destroyed && !reply.raw.writableFinished) meter.fail(499, undefined, billed, estimated);
+  else meter.finish(200, billed, undefined, estimated);
 }

@@ -3,6 +3,7 @@ import type { Catalog, Route } from '../routing/catalog.js';
 import type { IRUsage } from '../ir/usage.js';
 
 import type { AuthedKey } from '../auth/authenticator.js';
+import type { Accounting, Admission } from '../billing/accounting.js';
 
 export type { AuthedKey };
 
@@ -14,12 +15,18 @@ export interface MeterStart {
   /** `performance.now()` when the request arrived. */
   started: number;
   reqId: string;
+  /** The request's hold on its account's credits and key limit, if any. */
+  admission?: Admission | undefined;
 }
 
 /** Records the outcome of one request exactly once: a usage row and an access-log line. */
 export interface RequestMeter {
-  finish(status: number, usage: IRUsage): void;
-  fail(status: number, err?: unknown, usage?: IRUsage): void;
+  /**
+   * `costNano`: the cost already computed for the response (else computed from the route's
+   * prices); `estimated`: the token counts are an estimate, not the provider's report.
+   */
+  finish(status: number, usage: IRUsage, costNano?: number, estimated?: boolean): void;
+  fail(status: number, err?: unknown, usage?: IRUsage, estimated?: boolean): void;
 }
 
 /** What the endpoint handlers need; built once by the server. */
@@ -28,6 +35,8 @@ export interface GatewayContext {
   /** Resolves the caller from the Authorization header or throws a 401 GatewayError. */
   authenticate(authorization: string | undefined): Promise<AuthedKey>;
   meter(start: MeterStart): RequestMeter;
+  /** Credits, key spend limits and reservations. */
+  accounting: Accounting;
 }
 
 declare module 'fastify' {

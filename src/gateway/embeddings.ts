@@ -8,6 +8,7 @@ import { GatewayError, invalidRequest } from '../ir/errors.js';
 import type { IREmbeddingsRequest } from '../ir/embeddings.js';
 import { emptyUsage, tokenCount } from '../ir/usage.js';
 import type { UpstreamRequest } from '../providers/provider.js';
+import { admitEmbeddings, checkKeyMayCall } from './admission.js';
 import { meterRequest, type GatewayContext } from './context.js';
 import { abortOnClientClose, clientGone, commonHeaders, newGenerationId, readJson, upstreamStarted } from './relay.js';
 
@@ -54,8 +55,10 @@ export async function embeddings(ctx: GatewayContext, request: FastifyRequest, r
   if (dims !== undefined && dims !== null && (!Number.isInteger(dims) || (dims as number) < 1)) {
     throw invalidRequest("'dimensions' must be a positive integer.", 'dimensions');
   }
+  checkKeyMayCall(key, route);
+  const admission = await admitEmbeddings(ctx, key, route, request);
   const generationId = newGenerationId();
-  const meter = meterRequest(ctx, request, { generationId, key, route, streamed: false, started, reqId: request.id });
+  const meter = meterRequest(ctx, request, { generationId, key, route, streamed: false, started, reqId: request.id, admission });
 
   let up: UpstreamRequest;
   if (adapter.buildPassthroughEmbeddingsRequest) {
@@ -79,14 +82,15 @@ export async function embeddings(ctx: GatewayContext, request: FastifyRequest, r
     const { text, json } = await readJson(upstream, route.provider);
     const headers = commonHeaders(generationId, route.provider, up.warnings);
     if (adapter.buildPassthroughEmbeddingsRequest) {
-      const promptTokens = tokenCount((json as any)?.usage?.prompt_tokens);
-      meter.finish(200, { ...emptyUsage(), promptTokens });
+      const reported = tokenCount((json as any)?.usage?.prompt_tokens);
+      const promptTokens = reported || (strings ? estimateTokens(strings) : 0);
+      meter.finish(200, { ...emptyUsage(), promptTokens }, undefined, reported === 0 && promptTokens > 0);
       reply.headers(headers).type('application/json').send(text);
       return;
     }
     const result = adapter.parseEmbeddingsResponse!(json);
     const promptTokens = result.promptTokens || estimateTokens(strings!);
-    meter.finish(200, { ...emptyUsage(), promptTokens });
+    meter.finish(200, { ...emptyUsage(), promptTokens }, undefined, result.promptTokens === 0);
     reply
       .headers(headers)
       .type('application/json')

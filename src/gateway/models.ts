@@ -26,6 +26,9 @@ export function listModels(catalog: Catalog, created: number): unknown {
                 output: ep.pricing.output,
                 ...(ep.pricing.cachedInput !== undefined ? { cached_input: ep.pricing.cachedInput } : {}),
                 ...(ep.pricing.cacheWrite !== undefined ? { cache_write: ep.pricing.cacheWrite } : {}),
+                ...(ep.pricing.cacheWrite1h !== undefined ? { cache_write_1h: ep.pricing.cacheWrite1h } : {}),
+                ...(ep.pricing.reasoning !== undefined ? { reasoning: ep.pricing.reasoning } : {}),
+                ...(ep.pricing.request !== undefined ? { request: ep.pricing.request } : {}),
               },
             }
           : {}),

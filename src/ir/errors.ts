@@ -62,6 +62,8 @@ export interface GatewayErrorOptions {
   upstreamStatus?: number;
   /** Seconds, from an upstream or limiter `retry-after`. */
   retryAfter?: number;
+  /** A finer reason than the code (e.g. which spending limit), rendered as `metadata.reason`. */
+  reason?: string;
 }
 
 export class GatewayError extends Error {
@@ -72,6 +74,7 @@ export class GatewayError extends Error {
   readonly param: string | null;
   readonly upstreamStatus: number | undefined;
   readonly retryAfter: number | undefined;
+  readonly reason: string | undefined;
 
   constructor(code: ErrorCode, message: string, opts: GatewayErrorOptions = {}) {
     super(message);
@@ -84,6 +87,7 @@ export class GatewayError extends Error {
     this.param = opts.param ?? null;
     this.upstreamStatus = opts.upstreamStatus;
     this.retryAfter = opts.retryAfter;
+    this.reason = opts.reason;
   }
 }
 

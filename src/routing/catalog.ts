@@ -4,6 +4,7 @@
  */
 import type { Config, ModelConfig, Pricing, ProviderConfig } from '../config/schema.js';
 import { DEFAULT_BASE_URLS } from '../config/schema.js';
+import { priceTable, type PriceTable } from '../billing/cost.js';
 import { GatewayError } from '../ir/errors.js';
 import { ADAPTERS } from '../providers/registry.js';
 import type { ProviderAdapter, ProviderTarget } from '../providers/provider.js';
@@ -25,6 +26,8 @@ export interface Route {
   provider: ProviderRuntime;
   upstreamModel: string;
   pricing: Pricing | undefined;
+  /** The pricing in integer nano-USD, computed once (all zero when the endpoint has none). */
+  prices: PriceTable;
 }
 
 export class Catalog {
@@ -46,7 +49,7 @@ export class Catalog {
       const ep = m.endpoints[0]!;
       const provider = this.providers.get(ep.provider);
       if (!provider) throw new Error(`model '${m.id}': unknown provider '${ep.provider}'`);
-      this.routes.set(m.id, { modelId: m.id, model: m, provider, upstreamModel: ep.model, pricing: ep.pricing });
+      this.routes.set(m.id, { modelId: m.id, model: m, provider, upstreamModel: ep.model, pricing: ep.pricing, prices: priceTable(ep.pricing) });
     }
   }
 

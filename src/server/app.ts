@@ -11,6 +11,8 @@ import { embeddings } from '../gateway/embeddings.js';
 import { listModels } from '../gateway/models.js';
 import { GatewayError } from '../ir/errors.js';
 import type { AccessLog } from './access-log.js';
+import { registerAccountApi, type AccountApiDeps } from './account-api.js';
+import { registerAdminApi, type AdminApiDeps } from './admin-api.js';
 
 export interface AppOptions {
   gateway: GatewayContext;
@@ -20,6 +22,10 @@ export interface AppOptions {
   bodyLimit: number;
   /** Readiness check (e.g. a database ping); `/healthz` answers 503 when it throws. */
   health?: () => Promise<void>;
+  /** The account API (`/api/v1/…`); absent: not served. */
+  accountApi?: AccountApiDeps;
+  /** The admin API (`/admin/v1/…`); absent (no `admin.key`): not served, 404. */
+  adminApi?: AdminApiDeps;
 }
 
 /** Fastify's own errors (body parsing, limits, routing) → the catalogue. */
@@ -78,12 +84,17 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
 
   const ctx = opts.gateway;
-  app.post('/v1/chat/completions', (request, reply) => chatCompletions(ctx, request, reply));
-  app.post('/v1/embeddings', (request, reply) => embeddings(ctx, request, reply));
-  app.get('/v1/models', async (request, reply) => {
-    await ctx.authenticate(request.headers.authorization);
-    reply.type('application/json').send(JSON.stringify(listModels(ctx.catalog, 1_700_000_000)));
-  });
+  // `/api/v1/…` as well, for clients configured with OpenRouter's base-URL form.
+  for (const base of ['/v1', '/api/v1']) {
+    app.post(`${base}/chat/completions`, (request, reply) => chatCompletions(ctx, request, reply));
+    app.post(`${base}/embeddings`, (request, reply) => embeddings(ctx, request, reply));
+    app.get(`${base}/models`, async (request, reply) => {
+      await ctx.authenticate(request.headers.authorization);
+      reply.type('application/json').send(JSON.stringify(listModels(ctx.catalog, 1_700_000_000)));
+    });
+  }
+  if (opts.accountApi) registerAccountApi(app, ctx, opts.accountApi);
+  if (opts.adminApi) registerAdminApi(app, ctx, opts.adminApi);
   app.get('/healthz', async (_request, reply) => {
     try {
       await opts.health?.();

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { KeyAuthenticator } from '../auth/authenticator.js';
+import { Accounting } from '../billing/accounting.js';
 import { loadOrCreateSecret } from '../auth/secret.js';
 import type { Config } from '../config/schema.js';
 import { createMeterFactory } from '../metering/request-meter.js';
@@ -27,6 +28,7 @@ export interface RunningGateway {
   database: Database;
   repos: Repositories;
   authenticator: KeyAuthenticator;
+  accounting: Accounting;
   usageWriter: UsageWriter;
   catalog: Catalog;
   logger: Logger;
@@ -38,6 +40,8 @@ export interface StartOptions {
   logDestination?: NodeJS.WritableStream;
   /** Listen at all (false: `app.inject` only). Default true. */
   listen?: boolean;
+  /** The clock (epoch ms) for key expiry, spend windows and usage times; tests control it. */
+  now?: () => number;
 }
 
 export async function startGateway(config: Config, opts: StartOptions = {}): Promise<RunningGateway> {
@@ -49,9 +53,17 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
   try {
     await migrateToLatest(database);
     const secret = await loadOrCreateSecret({ secret: config.secret, dataDir: config.dataDir });
-    const repos = createRepositories(database.db, Date.now, database.sqlite);
-    const authenticator = new KeyAuthenticator(repos.keys, secret);
-    const usageWriter = new UsageWriter((rows) => repos.usage.insertUsage(rows), {
+    const now = opts.now ?? Date.now;
+    const repos = createRepositories(database.db, now, database.sqlite);
+    const authenticator = new KeyAuthenticator(repos.keys, secret, { now, defaultBillingMode: config.billing.mode });
+    const accounting = new Accounting(
+      {
+        balance: (accountId) => repos.ledger.balance(accountId),
+        keySpend: (keyId, since) => repos.usage.sumCost({ keyId, since }),
+      },
+      { now, refreshMs: config.billing.refreshMs },
+    );
+    const usageWriter = new UsageWriter(accounting.writeUsage((rows) => repos.usage.insertUsage(rows)), {
       // Fewer, larger batches: each statement has a fixed cost; a crash loses at most this window.
       flushIntervalMs: 20,
       maxBatch: 1000,
@@ -63,11 +75,14 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       gateway: {
         catalog,
         authenticate: (h) => authenticator.authenticate(h),
-        meter: createMeterFactory(usageWriter, accessLog),
+        meter: createMeterFactory(usageWriter, accessLog, accounting, now),
+        accounting,
       },
       accessLog,
       logger,
       bodyLimit: config.limits.bodyBytes,
+      accountApi: { repos, authenticator, secret, now },
+      ...(config.admin.key ? { adminApi: { repos, authenticator, secret, now, adminKey: config.admin.key } } : {}),
       health: async () => {
         await sql`select 1`.execute(database.db);
       },
@@ -89,6 +104,7 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       database,
       repos,
       authenticator,
+      accounting,
       usageWriter,
       catalog: cat,
       logger,

@@ -236,7 +236,9 @@ for (const pc of CASES) {
       const res = await t.client.chat.completions.create({ model: 'test/chat', messages: MESSAGES, tools: TOOLS });
       assertSchema('CreateChatCompletionResponse', res);
       expect(res.object).toBe('chat.completion');
-      expect(res.id).toMatch(/^chatcmpl-/);
+      // The response id is the generation id (the usage row's id), and the provider is named.
+      expect(res.id).toMatch(/^gen-[0-9a-f]{32}$/);
+      expect((res as unknown as { provider: string }).provider).toBe('up');
       expect(res.choices[0]!.message).toMatchObject({ role: 'assistant', content: pc.text.text, refusal: null });
       expect(res.choices[0]!.finish_reason).toBe('stop');
       expect(res.usage).toMatchObject({
@@ -247,7 +249,7 @@ for (const pc of CASES) {
       expect(mock.requests[0]!.url).toBe(pc.path(false));
       pc.checkTranslated(mock.requests[0]!);
       const row = (await t.usage()).at(-1)!;
-      expect(row).toMatchObject({ promptTokens: pc.text.promptTokens, completionTokens: pc.text.completionTokens, status: 200, streamed: false });
+      expect(row).toMatchObject({ id: res.id, promptTokens: pc.text.promptTokens, completionTokens: pc.text.completionTokens, status: 200, streamed: false });
     });
 
     it('streams text as chat.completion.chunk events with the final usage chunk', async () => {

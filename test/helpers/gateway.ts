@@ -28,8 +28,16 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
+export interface TestGatewayOptions {
+  /** The gateway's clock (key expiry, spend windows, usage times). */
+  now?: () => number;
+  /** Runs after the gateway stopped (e.g. to drop a test database). */
+  onClose?: () => Promise<void>;
+}
+
 export async function startTestGateway(
   cfg: Pick<ConfigInput, 'providers' | 'models'> & Partial<ConfigInput>,
+  opts: TestGatewayOptions = {},
 ): Promise<TestGateway> {
   const dir = await mkdtemp(join(tmpdir(), 'mr-e2e-'));
   const { config, problems } = validateConfig({
@@ -48,7 +56,7 @@ export async function startTestGateway(
       cb();
     },
   });
-  const gw = await startGateway(config, { logDestination: sink });
+  const gw = await startGateway(config, { logDestination: sink, ...(opts.now ? { now: opts.now } : {}) });
   const account = await gw.repos.accounts.createAccount('e2e@example.com');
   const apiKey = generateApiKey();
   const keyId = generateKeyId();
@@ -69,6 +77,7 @@ export async function startTestGateway(
     async close() {
       await gw.stop();
       await rm(dir, { recursive: true, force: true });
+      await opts.onClose?.();
     },
   };
 }

@@ -11,6 +11,7 @@ import { runKeys } from '../../src/cli/keys-command.js';
 import { runMigrate } from '../../src/cli/migrate-command.js';
 import { openDatabase } from '../../src/storage/database.js';
 import { KeysRepo } from '../../src/storage/keys-repo.js';
+import { MIGRATIONS } from '../../src/storage/migrations.js';
 
 interface Captured extends CliContext {
   out: string[];
@@ -47,14 +48,16 @@ describe('maxrouter accounts / keys / migrate', () => {
   const stderr = () => ctx.err.join('');
 
   it('migrate applies once, then reports up to date', async () => {
+    const names = Object.keys(MIGRATIONS).sort();
+    expect(names[0]).toBe('0001_initial');
     expect(await runMigrate([], ctx)).toBe(0);
-    expect(stdout()).toBe('applied 0001_initial\n');
+    expect(stdout()).toBe(names.map((n) => `applied ${n}\n`).join(''));
     ctx.reset();
     expect(await runMigrate([], ctx)).toBe(0);
     expect(stdout()).toBe('database is up to date\n');
     ctx.reset();
     expect(await runMigrate(['--status'], ctx)).toBe(0);
-    expect(stdout()).toBe('applied  0001_initial\n');
+    expect(stdout()).toBe(names.map((n) => `applied  ${n}\n`).join(''));
     ctx.reset();
     expect(await runMigrate(['--bogus'], ctx)).toBe(2);
     expect(stderr()).toMatch(/Unknown option '--bogus'[\s\S]*Usage:/);

@@ -5,10 +5,17 @@
 import { GatewayError } from '../../ir/errors.js';
 
 export interface OpenAIErrorBody {
-  error: { message: string; type: string; param: string | null; code: string | null };
+  error: { message: string; type: string; param: string | null; code: string | number | null; metadata?: { reason: string } };
 }
 
+/**
+ * Payment errors carry `code: 402` (as OpenRouter sends them) and name the limit that refused
+ * the request in `metadata.reason`; every other error carries its catalogue code.
+ */
 export function encodeError(err: GatewayError): OpenAIErrorBody {
+  if (err.status === 402) {
+    return { error: { message: err.message, type: err.type, param: err.param, code: 402, metadata: { reason: err.reason ?? err.code } } };
+  }
   return { error: { message: err.message, type: err.type, param: err.param, code: err.code } };
 }
 

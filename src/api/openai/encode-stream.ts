@@ -21,13 +21,20 @@ export class OpenAIStreamEncoder {
   private finished = false;
   private usage: IRUsage | undefined;
 
+  /**
+   * `provider` (the provider id) goes into every chunk, as OpenRouter sends it; `costOf` prices
+   * the final usage for its `usage.cost`.
+   */
   constructor(
     id: string,
     model: string,
     created: number,
     private readonly includeUsage: boolean,
+    provider?: string,
+    private readonly costOf?: (usage: IRUsage) => number,
   ) {
-    const common = `{"id":${JSON.stringify(id)},"object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)}`;
+    const prov = provider !== undefined ? `,"provider":${JSON.stringify(provider)}` : '';
+    const common = `{"id":${JSON.stringify(id)}${prov},"object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)}`;
     this.head = `data: ${common},"choices":[{"index":0,"delta":`;
     this.usageHead = `data: ${common},"choices":[],"usage":`;
   }
@@ -84,7 +91,7 @@ export class OpenAIStreamEncoder {
       this.finished = true;
       out += this.chunk({}, 'stop');
     }
-    if (this.includeUsage && this.usage) out += `${this.usageHead}${JSON.stringify(encodeUsage(this.usage))}}\n\n`;
+    if (this.includeUsage && this.usage) out += `${this.usageHead}${JSON.stringify(encodeUsage(this.usage, this.costOf?.(this.usage)))}}\n\n`;
     return out + DONE_EVENT;
   }
 

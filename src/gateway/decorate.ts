@@ -1,0 +1,143 @@
+/**
+ * Same-dialect responses pass through as the upstream's bytes, with three things changed, as
+ * OpenRouter does: `id` becomes the generation id, a top-level `provider` names the provider
+ * that served the request, and `usage.cost` carries the cost in USD. On the usual shape these are
+ * spliced into the text (no re-serialisation of the whole body); anything unusual is parsed and
+ * re-serialised instead, so the result is always valid JSON with exactly one of each key.
+ */
+import { encodeUsage } from '../api/openai/encode-response.js';
+import { nanoToUsd } from '../billing/money.js';
+import type { IRUsage } from '../ir/usage.js';
+
+type Body = Record<string, unknown>;
+
+const ID_HEAD = /^\s*\{\s*"id"\s*:\s*/;
+const USAGE_KEY = '"usage"';
+const USAGE_OPEN = /^\s*:\s*\{\s*/y;
+
+function isObject(v: unknown): v is Body {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A non-streamed chat completion: `text` is the upstream's body, `json` its parse. `usage` is
+ * what was billed (used when the upstream reported none).
+ */
+export function decorateCompletion(
+  text: string,
+  json: unknown,
+  generationId: string,
+  provider: string,
+  costNano: number,
+  usage: IRUsage,
+): string {
+  if (!isObject(json)) return text;
+  const cost = nanoToUsd(costNano);
+  const spliced = splice(text, json, generationId, provider, cost);
+  if (spliced !== undefined) return spliced;
+  const { id: _id, provider: _p, ...rest } = json;
+  const u = isObject(json.usage) ? { ...json.usage, cost } : encodeUsage(usage, costNano);
+  return JSON.stringify({ id: generationId, provider, ...rest, usage: u });
+}
+
+/**
+ * Splices into the usual shape: the body starts with `{"id": "<string>"` and holds exactly one
+ * `"usage"` key whose value is an object without `cost`, and no top-level `provider`. (A `"`
+ * inside a JSON string is always escaped, so an unescaped `"usage"` followed by `:` is a key.)
+ */
+function splice(text: string, json: Body, generationId: string, provider: string, cost: number): string | undefined {
+  if (typeof json.id !== 'string' || json.provider !== undefined || !isObject(json.usage) || json.usage.cost !== undefined) return undefined;
+  const head = ID_HEAD.exec(text);
+  if (head === null) return undefined;
+  const idLiteral = JSON.stringify(json.id);
+  const idStart = head[0].length;
+  if (!text.startsWith(idLiteral, idStart)) return undefined;
+  const usageAt = text.indexOf(USAGE_KEY);
+  if (usageAt < 0 || usageAt !== text.lastIndexOf(USAGE_KEY)) return undefined;
+  USAGE_OPEN.lastIndex = usageAt + USAGE_KEY.length;
+  const open = USAGE_OPEN.exec(text);
+  if (open === null) return undefined;
+  const inner = USAGE_OPEN.lastIndex; // first character after `{` and any whitespace
+  const emptyUsage = text.charCodeAt(inner) === 0x7d; // `}`
+  const idEnd = idStart + idLiteral.length;
+  return (
+    `{"id":${JSON.stringify(generationId)},"provider":${JSON.stringify(provider)}` +
+    text.slice(idEnd, inner) +
+    `"cost":${JSON.stringify(cost)}${emptyUsage ? '' : ','}` +
+    text.slice(inner)
+  );
+}
+
+/**
+ * Stream chunks: the same id and provider rewrite on every chunk. The first chunk is parsed to
+ * learn the upstream's id; chunks that start with it are spliced, others are re-serialised.
+ * It also measures, roughly, how much text was relayed (for estimates when a stream ends without
+ * usage): the characters of all chunks minus the smallest chunk's size, taken as the envelope.
+ */
+export class ChunkDecorator {
+  #prefix: string | undefined;
+  readonly #replacement: string;
+  #splice = true;
+  #totalChars = 0;
+  #chunks = 0;
+  #minChunk = Infinity;
+
+  constructor(
+    private readonly generationId: string,
+    private readonly provider: string,
+  ) {
+    this.#replacement = `{"id":${JSON.stringify(generationId)},"provider":${JSON.stringify(provider)}`;
+  }
+
+  /** One chunk's JSON text → the text to relay. Text that is not a JSON object passes as is. */
+  decorate(data: string): string {
+    this.#measure(data);
+    if (this.#prefix === undefined && this.#splice) this.#learn(data);
+    if (this.#splice && this.#prefix !== undefined && data.startsWith(this.#prefix)) {
+      return this.#replacement + data.slice(this.#prefix.length);
+    }
+    let chunk: unknown;
+    try {
+      chunk = JSON.parse(data);
+    } catch {
+      return data;
+    }
+    return isObject(chunk) ? this.#serialise(chunk) : data;
+  }
+
+  /** A parsed chunk that carries usage: rewritten with `usage.cost`. */
+  withCost(chunk: Body, cost: number): string {
+    const usage = isObject(chunk.usage) ? { ...chunk.usage, cost } : chunk.usage;
+    return this.#serialise({ ...chunk, usage });
+  }
+
+  /** Characters of relayed text, roughly (see the class comment). */
+  relayedTextChars(): number {
+    return this.#chunks === 0 ? 0 : Math.max(0, this.#totalChars - this.#chunks * this.#minChunk);
+  }
+
+  #measure(data: string): void {
+    this.#totalChars += data.length;
+    this.#chunks++;
+    if (data.length < this.#minChunk) this.#minChunk = data.length;
+  }
+
+  #learn(data: string): void {
+    let first: unknown;
+    try {
+      first = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!isObject(first) || typeof first.id !== 'string' || first.provider !== undefined) {
+      this.#splice = false;
+      return;
+    }
+    this.#prefix = `{"id":${JSON.stringify(first.id)}`;
+  }
+
+  #serialise(chunk: Body): string {
+    const { id: _id, provider: _p, ...rest } = chunk;
+    return JSON.stringify({ id: this.generationId, provider: this.provider, ...rest });
+  }
+}

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { ChunkDecorator, decorateCompletion } from '../../src/gateway/decorate.js';
+import { emptyUsage } from '../../src/ir/usage.js';
+
+const GEN = 'gen-0123456789abcdef0123456789abcdef';
+const BODY = {
+  id: 'chatcmpl-abc',
+  object: 'chat.completion',
+  created: 1,
+  model: 'gpt-4o-mini',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'the "usage": {} is quoted here', refusal: null }, logprobs: null, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+  system_fingerprint: 'fp',
+};
+
+function decorate(text: string, cost = 1500): Record<string, any> {
+  const out = decorateCompletion(text, JSON.parse(text), GEN, 'oa', cost, emptyUsage());
+  return JSON.parse(out);
+}
+
+describe('decorateCompletion', () => {
+  for (const [name, text] of [
+    ['compact', JSON.stringify(BODY)],
+    ['pretty-printed (as OpenAI sends it)', JSON.stringify(BODY, null, 2)],
+  ] as const) {
+    it(`rewrites the id, adds the provider and usage.cost, keeps the rest (${name})`, () => {
+      const out = decorate(text);
+      expect(out).toEqual({ ...BODY, id: GEN, provider: 'oa', usage: { ...BODY.usage, cost: 0.0000015 } });
+      expect(Object.keys(out).slice(0, 2)).toEqual(['id', 'provider']);
+    });
+  }
+
+  it('handles an empty usage object and an unusual key order by falling back to re-serialising', () => {
+    expect(decorate(JSON.stringify({ ...BODY, usage: {} })).usage).toEqual({ cost: 0.0000015 });
+    const reordered = { object: 'chat.completion', id: 'x', usage: BODY.usage };
+    expect(decorate(JSON.stringify(reordered))).toEqual({ id: GEN, provider: 'oa', object: 'chat.completion', usage: { ...BODY.usage, cost: 0.0000015 } });
+  });
+
+  it('replaces an upstream provider and cost instead of duplicating them (an OpenRouter-like upstream)', () => {
+    const text = JSON.stringify({ ...BODY, provider: 'Upstream', usage: { ...BODY.usage, cost: 99 } });
+    const out = decorateCompletion(text, JSON.parse(text), GEN, 'oa', 7, emptyUsage());
+    expect(out.match(/"provider"/g)).toHaveLength(1);
+    expect(out.match(/"cost"/g)).toHaveLength(1);
+    expect(JSON.parse(out)).toMatchObject({ id: GEN, provider: 'oa', usage: { cost: 7e-9 } });
+  });
+
+  it('adds a usage object with the billed estimate when the upstream sent none', () => {
+    const { usage: _u, ...noUsage } = BODY;
+    const text = JSON.stringify(noUsage);
+    const out = JSON.parse(decorateCompletion(text, JSON.parse(text), GEN, 'oa', 10, { ...emptyUsage(), promptTokens: 4, completionTokens: 1 }));
+    expect(out.usage).toMatchObject({ prompt_tokens: 4, completion_tokens: 1, total_tokens: 5, cost: 1e-8 });
+  });
+});
+
+describe('ChunkDecorator', () => {
+  const chunk = (content: string, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ id: 'chatcmpl-s', object: 'chat.completion.chunk', created: 1, model: 'm', ...extra, choices: [{ index: 0, delta: { content }, finish_reason: null }] });
+
+  it('rewrites id and adds provider on every chunk, by splice or by re-serialising', () => {
+    const d = new ChunkDecorator(GEN, 'oa');
+    for (const text of [chunk(''), chunk('hello'), JSON.stringify({ object: 'chat.completion.chunk', id: 'chatcmpl-s', choices: [] })]) {
+      const out = JSON.parse(d.decorate(text));
+      expect(out.id).toBe(GEN);
+      expect(out.provider).toBe('oa');
+    }
+  });
+
+  it('never duplicates a provider the upstream already sends', () => {
+    const d = new ChunkDecorator(GEN, 'oa');
+    const out = d.decorate(chunk('a', { provider: 'Other' }));
+    expect(out.match(/"provider"/g)).toHaveLength(1);
+    expect(JSON.parse(out).provider).toBe('oa');
+  });
+
+  it('adds usage.cost to a usage chunk and estimates relayed text from chunk sizes', () => {
+    const d = new ChunkDecorator(GEN, 'oa');
+    d.decorate(chunk(''));
+    d.decorate(chunk('x'.repeat(100)));
+    expect(d.relayedTextChars()).toBe(100);
+    const out = JSON.parse(d.withCost({ id: 'chatcmpl-s', choices: [], usage: { prompt_tokens: 1 } }, 0.5));
+    expect(out).toEqual({ id: GEN, provider: 'oa', choices: [], usage: { prompt_tokens: 1, cost: 0.5 } });
+  });
+});
