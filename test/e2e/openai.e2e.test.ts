@@ -223,6 +223,13 @@ for (const type of ['openai', 'openai-compatible'] as const) {
       controller.abort();
       await eventually(() => expect(mock.closedRequests).toBe(before + 1), 1000);
       await eventually(async () => expect((await t.usage()).at(-1)).toMatchObject({ status: 499, streamed: true }));
+      // Billed on an estimate (the upstream never reported usage): 1 prompt character → 1 token,
+      // plus whatever text was relayed before the abort (4 characters a token).
+      const row = (await t.usage()).at(-1)!;
+      expect(row.costEstimated).toBe(true);
+      expect(row.promptTokens).toBe(1);
+      expect(row.completionTokens).toBeLessThan(200);
+      expect(row.costNano).toBe(row.promptTokens * 150 + row.completionTokens * 600);
     });
 
     it('aborts the upstream request when the client disconnects while waiting for the first byte', async () => {
