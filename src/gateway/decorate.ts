@@ -13,7 +13,7 @@ type Body = Record<string, unknown>;
 
 const ID_HEAD = /^\s*\{\s*"id"\s*:\s*/;
 const USAGE_KEY = '"usage"';
-const USAGE_OPEN = /^\s*:\s*\{\s*/y;
+const USAGE_OPEN = /\s*:\s*\{\s*/y;
 
 function isObject(v: unknown): v is Body {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

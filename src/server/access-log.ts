@@ -33,14 +33,32 @@ export interface LineSink {
  * fields, `msg`), straight to the logger's destination: the fields are known, so the line is
  * built directly instead of serialising an object per request.
  */
+export interface AccessLogOptions {
+  /**
+   * Collect lines and hand them to the sink together, at most this many ms after the first
+   * (or at `batchBytes`): one sink call per batch instead of one per request. 0 (default):
+   * every line at once.
+   */
+  batchMs?: number;
+  /** A batch is handed over once it holds this many characters (default 16 000). */
+  batchBytes?: number;
+}
+
 export class AccessLog {
   private readonly enabled: boolean;
+  readonly #batchMs: number;
+  readonly #batchBytes: number;
+  #pending = '';
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(
     logger: Logger,
     private readonly sink: LineSink,
+    opts: AccessLogOptions = {},
   ) {
     this.enabled = logger.isLevelEnabled('info');
+    this.#batchMs = Math.max(0, opts.batchMs ?? 0);
+    this.#batchBytes = Math.max(1, opts.batchBytes ?? 16_000);
   }
 
   /** Logs one request; copies only allowlisted fields, whatever the caller passes. */
@@ -52,6 +70,25 @@ export class AccessLog {
       if (v === undefined) continue;
       line += typeof v === 'string' ? `,"${f}":${JSON.stringify(v)}` : `,"${f}":${v}`;
     }
-    this.sink.write(`${line},"msg":"request"}\n`);
+    line += ',"msg":"request"}\n';
+    if (this.#batchMs === 0) {
+      this.sink.write(line);
+      return;
+    }
+    this.#pending += line;
+    if (this.#pending.length >= this.#batchBytes) this.flush();
+    else this.#timer ??= setTimeout(() => this.flush(), this.#batchMs).unref();
+  }
+
+  /** Hands collected lines to the sink now (at shutdown, before the logger is flushed). */
+  flush(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#pending === '') return;
+    const text = this.#pending;
+    this.#pending = '';
+    this.sink.write(text);
   }
 }

@@ -70,7 +70,9 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       onError: (err) => logger.error({ errorName: err.name }, 'usage write failed; rows kept for retry'),
     });
     catalog = new Catalog(config);
-    const accessLog = new AccessLog(logger, destination);
+    // Into the process's own log stream, lines go in batches (≤ 50 ms); a stream a caller passed
+    // (tests) gets each line at once.
+    const accessLog = new AccessLog(logger, destination, { batchMs: opts.logDestination ? 0 : 50 });
     const app = buildApp({
       gateway: {
         catalog,
@@ -114,6 +116,7 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
           await usageWriter.flush();
           await cat.close();
           await database.close();
+          accessLog.flush();
           await flushLogger(logger);
         })()),
     };

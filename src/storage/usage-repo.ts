@@ -347,11 +347,30 @@ function chargesOf(rows: readonly UsageRecord[]): ChargeTuple[] {
   return out;
 }
 
+/** A row's values in `COLUMNS` order (built directly: this runs for every request). */
 function toTuple(r: UsageRecord): Array<string | number> {
-  const row = toRow(r);
-  return COLUMNS.map(([c]) => row[c] as string | number);
+  return [
+    r.id,
+    r.keyId,
+    r.accountId,
+    r.model,
+    r.provider,
+    r.upstreamModel,
+    r.promptTokens,
+    r.completionTokens,
+    r.cachedTokens,
+    r.cacheWriteTokens,
+    r.reasoningTokens,
+    r.status,
+    r.latencyMs,
+    r.streamed ? 1 : 0,
+    r.createdAt,
+    costOf(r),
+    r.costEstimated === true ? 1 : 0,
+  ];
 }
 
+/** The same row as named columns: checks `toTuple`'s order once, when this module loads. */
 function toRow(r: UsageRecord): NewUsageRow {
   return {
     id: r.id,
@@ -394,4 +413,15 @@ function fromRow(r: UsageRow): StoredUsage {
     costNano: Number(r.cost_nano),
     costEstimated: r.cost_estimated === 1,
   };
+}
+
+{
+  const sample: UsageRecord = {
+    id: 'a', keyId: 'b', accountId: 'c', model: 'd', provider: 'e', upstreamModel: 'f',
+    promptTokens: 1, completionTokens: 2, cachedTokens: 3, cacheWriteTokens: 4, reasoningTokens: 5,
+    status: 6, latencyMs: 7, streamed: true, createdAt: 8, costNano: 9, costEstimated: true, charge: false,
+  };
+  const row = toRow(sample);
+  const tuple = toTuple(sample);
+  if (COLUMNS.some(([c], i) => row[c] !== tuple[i])) throw new Error('usage-repo: toTuple does not follow COLUMNS');
 }

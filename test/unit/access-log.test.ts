@@ -21,4 +21,20 @@ describe('AccessLog', () => {
     new AccessLog(pino({ level: 'warn' }), { write: (l: string) => lines.push(l) }).write({ status: 200 });
     expect(lines).toEqual([]);
   });
+
+  it('in batch mode hands lines over together: at the size bound, after the delay, or on flush', async () => {
+    const chunks: string[] = [];
+    const log = new AccessLog(pino({ level: 'info' }), { write: (l: string) => chunks.push(l) }, { batchMs: 20, batchBytes: 400 });
+    log.write({ status: 200 });
+    log.write({ status: 201 });
+    expect(chunks).toEqual([]);
+    await new Promise((r) => setTimeout(r, 40));
+    expect(chunks).toHaveLength(1);
+    expect(chunks[0]!.split('\n').filter(Boolean).map((l) => JSON.parse(l).status)).toEqual([200, 201]);
+    for (let i = 0; i < 10; i++) log.write({ status: 300 + i });
+    expect(chunks.length).toBeGreaterThan(1); // the size bound was reached without waiting
+    log.flush();
+    const all = chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l).status);
+    expect(all).toEqual([200, 201, ...Array.from({ length: 10 }, (_, i) => 300 + i)]);
+  });
 });

@@ -30,6 +30,13 @@ describe('decorateCompletion', () => {
     });
   }
 
+  it('splices rather than re-serialises: key order and the upstream formatting are kept', () => {
+    const text = '{\n  "id": "chatcmpl-abc",\n  "usage": {\n    "prompt_tokens": 3\n  },\n  "model": "m"\n}';
+    const out = decorateCompletion(text, JSON.parse(text), GEN, 'oa', 1500, emptyUsage());
+    expect(out).toBe(`{"id":"${GEN}","provider":"oa",\n  "usage": {\n    "cost":0.0000015,"prompt_tokens": 3\n  },\n  "model": "m"\n}`);
+    expect(Object.keys(JSON.parse(out))).toEqual(['id', 'provider', 'usage', 'model']);
+  });
+
   it('handles an empty usage object and an unusual key order by falling back to re-serialising', () => {
     expect(decorate(JSON.stringify({ ...BODY, usage: {} })).usage).toEqual({ cost: 0.0000015 });
     const reordered = { object: 'chat.completion', id: 'x', usage: BODY.usage };
