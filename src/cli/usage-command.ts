@@ -88,6 +88,7 @@ async function report(argv: string[], ctx: CliContext): Promise<number> {
     const table = rows.map((r) => [
       r.day,
       printable(emails.get(r.accountId) ?? r.accountId),
+      printable(r.keyId),
       printable(r.model),
       String(r.requests),
       String(r.promptTokens),
@@ -96,7 +97,7 @@ async function report(argv: string[], ctx: CliContext): Promise<number> {
       String(r.reasoningTokens),
       formatUsd(r.costNano),
     ]);
-    ctx.stdout(formatTable(['DATE', 'ACCOUNT', 'MODEL', 'REQUESTS', 'PROMPT', 'COMPLETION', 'CACHED', 'REASONING', 'USD'], table));
+    ctx.stdout(formatTable(['DATE', 'ACCOUNT', 'KEY', 'MODEL', 'REQUESTS', 'PROMPT', 'COMPLETION', 'CACHED', 'REASONING', 'USD'], table));
     if (rows.length === 0) ctx.stderr(`no usage from ${values.from} to ${values.to}\n`);
     return EXIT_OK;
   });

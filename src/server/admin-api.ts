@@ -62,6 +62,7 @@ export function dayRange(from: string, to: string): { from: number; to: number }
 export interface UsageRowView {
   date: string;
   account_id: string;
+  key_id: string;
   model: string;
   requests: number;
   tokens_prompt: number;
@@ -76,6 +77,7 @@ export function usageRowView(r: ReportRow): UsageRowView {
   return {
     date: r.day,
     account_id: r.accountId,
+    key_id: r.keyId,
     model: r.model,
     requests: r.requests,
     tokens_prompt: r.promptTokens,
@@ -86,7 +88,7 @@ export function usageRowView(r: ReportRow): UsageRowView {
   };
 }
 
-export const USAGE_CSV_HEADER = 'date,account_id,model,requests,tokens_prompt,tokens_completion,tokens_cached,tokens_reasoning,cost_usd';
+export const USAGE_CSV_HEADER = 'date,account_id,key_id,model,requests,tokens_prompt,tokens_completion,tokens_cached,tokens_reasoning,cost_usd';
 
 /** RFC 4180 quoting where needed. (Ids come from the config and the gateway, never from callers.) */
 function csvField(s: string): string {
@@ -101,6 +103,7 @@ export function usageCsv(rows: readonly ReportRow[]): string {
       [
         r.day,
         csvField(r.accountId),
+        csvField(r.keyId),
         csvField(r.model),
         r.requests,
         r.promptTokens,

@@ -74,6 +74,8 @@ export interface ReportQuery {
 /** Usage of one account and one model on one UTC day. */
 export interface ReportRow {
   accountId: string;
+  /** The API key that made the requests. */
+  keyId: string;
   /** UTC, `YYYY-MM-DD`. */
   day: string;
   model: string;
@@ -298,6 +300,7 @@ export class UsageRepo {
       .selectFrom('usage')
       .select([
         'account_id',
+        'key_id',
         day.as('day'),
         'model',
         sql<number>`count(*)`.as('requests'),
@@ -311,13 +314,15 @@ export class UsageRepo {
       .where('created_at', '<', to);
     if (accountId !== undefined) q = q.where('account_id', '=', accountId);
     const rows = await q
-      .groupBy(['account_id', day, 'model'])
+      .groupBy(['account_id', 'key_id', day, 'model'])
       .orderBy(day)
       .orderBy('account_id')
+      .orderBy('key_id')
       .orderBy('model')
       .execute();
     return rows.map((r) => ({
       accountId: r.account_id,
+      keyId: r.key_id,
       day: new Date(Number(r.day) * MS_PER_DAY).toISOString().slice(0, 10),
       model: r.model,
       requests: Number(r.requests),

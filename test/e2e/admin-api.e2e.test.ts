@@ -223,7 +223,7 @@ for (const target of DATABASES) {
       expect(await chat()).toBe(200);
     });
 
-    it('usage report: rows per account, UTC day and model, in JSON and CSV', async () => {
+    it('usage report: rows per account, key, UTC day and model, in JSON and CSV', async () => {
       const x = (await admin('POST', '/accounts', { email: 'report-x@example.com' })).json.data.id as string;
       const y = (await admin('POST', '/accounts', { email: 'report-y@example.com' })).json.data.id as string;
       const day1 = Date.UTC(2024, 2, 1);
@@ -239,9 +239,9 @@ for (const target of DATABASES) {
       const json = await admin('GET', '/usage?from=2024-03-01&to=2024-03-02');
       expect(json.status).toBe(200);
       expect(json.json.data).toEqual([
-        { date: '2024-03-01', account_id: x, model: 'test/chat', requests: 2, tokens_prompt: 150, tokens_completion: 40, tokens_cached: 20, tokens_reasoning: 10, cost: 0.0000035 },
-        { date: '2024-03-01', account_id: x, model: 'vendor/with,comma', requests: 1, tokens_prompt: 100, tokens_completion: 20, tokens_cached: 10, tokens_reasoning: 5, cost: 0.000000007 },
-        { date: '2024-03-02', account_id: y, model: 'test/chat', requests: 1, tokens_prompt: 100, tokens_completion: 20, tokens_cached: 10, tokens_reasoning: 5, cost: 1 },
+        { date: '2024-03-01', account_id: x, key_id: 'key_report', model: 'test/chat', requests: 2, tokens_prompt: 150, tokens_completion: 40, tokens_cached: 20, tokens_reasoning: 10, cost: 0.0000035 },
+        { date: '2024-03-01', account_id: x, key_id: 'key_report', model: 'vendor/with,comma', requests: 1, tokens_prompt: 100, tokens_completion: 20, tokens_cached: 10, tokens_reasoning: 5, cost: 0.000000007 },
+        { date: '2024-03-02', account_id: y, key_id: 'key_report', model: 'test/chat', requests: 1, tokens_prompt: 100, tokens_completion: 20, tokens_cached: 10, tokens_reasoning: 5, cost: 1 },
       ]);
 
       const filtered = await admin('GET', `/usage?account=${x}&from=2024-03-02&to=2024-03-03&format=json`);
@@ -251,13 +251,13 @@ for (const target of DATABASES) {
       expect(csv.status).toBe(200);
       expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
       expect(csv.text).toBe(
-        'date,account_id,model,requests,tokens_prompt,tokens_completion,tokens_cached,tokens_reasoning,cost_usd\n' +
-          `2024-03-01,${x},test/chat,2,150,40,20,10,0.0000035\n` +
-          `2024-03-01,${x},"vendor/with,comma",1,100,20,10,5,0.000000007\n` +
-          `2024-03-02,${y},test/chat,1,100,20,10,5,1\n`,
+        'date,account_id,key_id,model,requests,tokens_prompt,tokens_completion,tokens_cached,tokens_reasoning,cost_usd\n' +
+          `2024-03-01,${x},key_report,test/chat,2,150,40,20,10,0.0000035\n` +
+          `2024-03-01,${x},key_report,"vendor/with,comma",1,100,20,10,5,0.000000007\n` +
+          `2024-03-02,${y},key_report,test/chat,1,100,20,10,5,1\n`,
       );
       const empty = await admin('GET', '/usage?from=2020-01-01&to=2020-01-01&format=csv');
-      expect(empty.text).toBe('date,account_id,model,requests,tokens_prompt,tokens_completion,tokens_cached,tokens_reasoning,cost_usd\n');
+      expect(empty.text).toBe('date,account_id,key_id,model,requests,tokens_prompt,tokens_completion,tokens_cached,tokens_reasoning,cost_usd\n');
 
       const bad = async (query: string, status: number, param: string) => {
         const r = await admin('GET', `/usage?${query}`);

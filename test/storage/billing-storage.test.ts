@@ -514,23 +514,30 @@ for (const target of DATABASES) {
         const tokens = { promptTokens: 10, completionTokens: 20, cachedTokens: 3, reasoningTokens: 1 };
         const times = (n: number) => ({ promptTokens: 10 * n, completionTokens: 20 * n, cachedTokens: 3 * n, reasoningTokens: n });
         expect(await repos.usage.report({ accountId: a, from, to })).toEqual([
-          { accountId: a, day: '2024-03-09', model: 'm1', requests: 2, ...times(2), costNano: 101 },
-          { accountId: a, day: '2024-03-09', model: 'm2', requests: 1, ...tokens, costNano: 5 },
-          { accountId: a, day: '2024-03-10', model: 'm1', requests: 2, ...times(2), costNano: 3_000 },
+          { accountId: a, keyId: 'key_b', day: '2024-03-09', model: 'm1', requests: 2, ...times(2), costNano: 101 },
+          { accountId: a, keyId: 'key_b', day: '2024-03-09', model: 'm2', requests: 1, ...tokens, costNano: 5 },
+          { accountId: a, keyId: 'key_b', day: '2024-03-10', model: 'm1', requests: 2, ...times(2), costNano: 3_000 },
         ]);
         const all = await repos.usage.report({ from, to });
         expect(all).toHaveLength(4);
         expect(all.filter((r) => r.accountId === b)).toEqual([
-          { accountId: b, day: '2024-03-10', model: 'm1', requests: 1, ...tokens, costNano: 7 },
+          { accountId: b, keyId: 'key_b', day: '2024-03-10', model: 'm1', requests: 1, ...tokens, costNano: 7 },
         ]);
         for (const r of all) {
           expect(typeof r.requests).toBe('number');
           expect(typeof r.costNano).toBe('number');
         }
         expect(await repos.usage.report({ accountId: a, from: midnight, to: midnight + 1 })).toEqual([
-          { accountId: a, day: '2024-03-10', model: 'm1', requests: 1, ...tokens, costNano: 1_000 },
+          { accountId: a, keyId: 'key_b', day: '2024-03-10', model: 'm1', requests: 1, ...tokens, costNano: 1_000 },
         ]);
         expect(await repos.usage.report({ accountId: a, from: 0, to: 1 })).toEqual([]);
+        // Each key of an account has its own rows: what each key spent by day and model.
+        await repos.usage.insertUsage([gen(a, { createdAt: midnight + 10, model: 'm1', costNano: 4, keyId: 'key_c', promptTokens: 1, completionTokens: 1, cachedTokens: 0, reasoningTokens: 0 })]);
+        const byKey = await repos.usage.report({ accountId: a, from: midnight, to: midnight + 86_400_000 });
+        expect(byKey.map((r) => [r.keyId, r.model, r.requests, r.costNano])).toEqual([
+          ['key_b', 'm1', 2, 3_000],
+          ['key_c', 'm1', 1, 4],
+        ]);
       });
 
       it('stores key limits and kinds, and findKeyByHash returns them with the billing mode in one query', async () => {

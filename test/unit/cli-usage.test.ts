@@ -16,7 +16,7 @@ interface Captured extends CliContext {
   reset(): void;
 }
 
-const HEADER = 'date,account_id,model,requests,tokens_prompt,tokens_completion,tokens_cached,tokens_reasoning,cost_usd\n';
+const HEADER = 'date,account_id,key_id,model,requests,tokens_prompt,tokens_completion,tokens_cached,tokens_reasoning,cost_usd\n';
 
 function row(id: string, accountId: string, createdAt: number, model: string, costNano: number): UsageRecord {
   return {
@@ -98,12 +98,12 @@ for (const target of DATABASES) {
       expect(await runUsage(['report', '--from', '2025-01-31', '--to', '2025-02-01', '--format', 'csv'], ctx)).toBe(0);
       expect(stdout()).toBe(
         HEADER +
-          `2025-01-31,${ann},openai/gpt-4o-mini,2,200,40,20,10,0.000002\n` +
-          `2025-02-01,${bob},anthropic/claude-haiku-4-5,1,100,20,10,5,2\n`,
+          `2025-01-31,${ann},key_x,openai/gpt-4o-mini,2,200,40,20,10,0.000002\n` +
+          `2025-02-01,${bob},key_x,anthropic/claude-haiku-4-5,1,100,20,10,5,2\n`,
       );
       ctx.reset();
       expect(await runUsage(['report', '--email', 'bob@example.com', '--from', '2025-01-01', '--to', '2025-01-31', '--format', 'csv'], ctx)).toBe(0);
-      expect(stdout()).toBe(HEADER + `2025-01-30,${bob},openai/gpt-4o-mini,1,100,20,10,5,0.000000009\n`);
+      expect(stdout()).toBe(HEADER + `2025-01-30,${bob},key_x,openai/gpt-4o-mini,1,100,20,10,5,0.000000009\n`);
     });
 
     it('json: the admin API shape', async () => {
@@ -113,6 +113,7 @@ for (const target of DATABASES) {
           {
             date: '2025-01-31',
             account_id: ann,
+            key_id: 'key_x',
             model: 'openai/gpt-4o-mini',
             requests: 2,
             tokens_prompt: 200,
@@ -128,9 +129,9 @@ for (const target of DATABASES) {
     it('table (default): accounts by email', async () => {
       expect(await runUsage(['report', '--from', '2025-01-31', '--to', '2025-02-01'], ctx)).toBe(0);
       const lines = stdout().trimEnd().split('\n');
-      expect(lines[0]).toMatch(/^DATE\s+ACCOUNT\s+MODEL\s+REQUESTS\s+PROMPT\s+COMPLETION\s+CACHED\s+REASONING\s+USD$/);
-      expect(lines[1]).toMatch(/^2025-01-31\s+ann@example\.com\s+openai\/gpt-4o-mini\s+2\s+200\s+40\s+20\s+10\s+0\.000002$/);
-      expect(lines[2]).toMatch(/^2025-02-01\s+bob@example\.com\s+anthropic\/claude-haiku-4-5\s+1\s+100\s+20\s+10\s+5\s+2$/);
+      expect(lines[0]).toMatch(/^DATE\s+ACCOUNT\s+KEY\s+MODEL\s+REQUESTS\s+PROMPT\s+COMPLETION\s+CACHED\s+REASONING\s+USD$/);
+      expect(lines[1]).toMatch(/^2025-01-31\s+ann@example\.com\s+key_x\s+openai\/gpt-4o-mini\s+2\s+200\s+40\s+20\s+10\s+0\.000002$/);
+      expect(lines[2]).toMatch(/^2025-02-01\s+bob@example\.com\s+key_x\s+anthropic\/claude-haiku-4-5\s+1\s+100\s+20\s+10\s+5\s+2$/);
       ctx.reset();
       expect(await runUsage(['report', '--from', '2020-01-01', '--to', '2020-01-01'], ctx)).toBe(0);
       expect(stderr()).toBe('no usage from 2020-01-01 to 2020-01-01\n');
