@@ -28,6 +28,7 @@ export const KEYS_USAGE = `Usage:
                                                        spend limit, per UTC day, ISO week or month (default: never resets)
       [--expires ISO]                                  refused from then on (e.g. 2026-01-31 or 2026-01-31T12:00:00Z)
       [--models ID,ID]                                 the catalog models it may call (default: all)
+      [--rpm N] [--tpm N] [--concurrency N]            its own rate limits (default: the configured limits.key)
   maxrouter keys list --email EMAIL                    list an account's keys (never the key itself)
   maxrouter keys revoke KEY_ID                         revoke a key
 `;
@@ -62,7 +63,16 @@ const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{
 
 /** The key settings from `keys create` flags; bad values are usage errors. */
 function keySettings(
-  values: { management?: boolean; limit?: string; 'limit-reset'?: string; expires?: string; models?: string },
+  values: {
+    management?: boolean;
+    limit?: string;
+    'limit-reset'?: string;
+    expires?: string;
+    models?: string;
+    rpm?: string;
+    tpm?: string;
+    concurrency?: string;
+  },
   ctx: CliContext,
   now: number,
 ): KeySettings {
@@ -103,6 +113,22 @@ function keySettings(
     }
     settings.allowedModels = ids;
   }
+  const rate = (flag: 'rpm' | 'tpm' | 'concurrency'): number | undefined => {
+    const v = values[flag];
+    if (v === undefined) return undefined;
+    if (!/^[1-9]\d{0,9}$/.test(v)) throw new CliUsageError(`--${flag} must be a positive integer`);
+    return Number(v);
+  };
+  const rpm = rate('rpm');
+  const tpm = rate('tpm');
+  const concurrency = rate('concurrency');
+  if (rpm !== undefined || tpm !== undefined || concurrency !== undefined) {
+    settings.rateLimits = {
+      ...(rpm !== undefined ? { rpm } : {}),
+      ...(tpm !== undefined ? { tpm } : {}),
+      ...(concurrency !== undefined ? { concurrency } : {}),
+    };
+  }
   return settings;
 }
 
@@ -117,6 +143,9 @@ async function create(argv: string[], ctx: CliContext): Promise<number> {
       'limit-reset': { type: 'string' },
       expires: { type: 'string' },
       models: { type: 'string' },
+      rpm: { type: 'string' },
+      tpm: { type: 'string' },
+      concurrency: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     0,

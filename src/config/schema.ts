@@ -95,6 +95,15 @@ export const modelSchema = z
   })
   .strict();
 
+/** Requests per minute, tokens per minute and concurrent requests; absent = unlimited. */
+export const rateLimitsSchema = z
+  .object({
+    rpm: z.number().int().positive().optional(),
+    tpm: z.number().int().positive().optional(),
+    concurrency: z.number().int().positive().optional(),
+  })
+  .strict();
+
 export const providerSchema = z
   .object({
     id: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'letters, digits, dot, dash and underscore only'),
@@ -116,6 +125,14 @@ export const providerSchema = z
       })
       .strict()
       .default({ connect: 10_000, headers: 300_000, body: 300_000 }),
+    /** Caps that keep the gateway inside this provider account's quota. */
+    limits: z
+      .object({
+        rpm: z.number().int().positive().optional(),
+        concurrency: z.number().int().positive().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -145,9 +162,20 @@ export const configSchema = z
       .object({
         /** Maximum request body in bytes (default 32 MiB, as Anthropic's Messages API). */
         bodyBytes: z.number().int().positive().default(32 * 1024 * 1024),
+        /** Default rate limits of every API key (a key may override them). */
+        key: rateLimitsSchema.default({}),
+        /** Rate limits of every account (all its keys together). */
+        account: rateLimitsSchema.default({}),
+        /** When Redis cannot be reached: `open` admits without limits (and warns), `closed` answers 503. */
+        redisFailure: z.enum(['open', 'closed']).default('open'),
       })
       .strict()
-      .default({ bodyBytes: 32 * 1024 * 1024 }),
+      .default({ bodyBytes: 32 * 1024 * 1024, key: {}, account: {}, redisFailure: 'open' }),
+    /** `redis://…`: shared rate limits (and, later, shared counters) across gateway instances. Unset: in memory. */
+    redis: z
+      .string()
+      .refine((s) => /^rediss?:\/\//.test(s), 'must start with redis:// or rediss://')
+      .optional(),
     /** Spending control: `credits` (prepaid, enforced) or `track` (costs recorded, nothing enforced). */
     billing: z
       .object({
@@ -166,6 +194,14 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /** Graceful shutdown (SIGTERM/SIGINT). */
+    shutdown: z
+      .object({
+        /** How long in-flight requests and streams may run on after the signal, ms; then they are ended. */
+        graceMs: z.number().int().min(0).max(3_600_000).default(25_000),
+      })
+      .strict()
+      .default({ graceMs: 25_000 }),
     providers: z.array(providerSchema).default([]),
     models: z.array(modelSchema).default([]),
   })

@@ -116,7 +116,10 @@ export function keySchemas(catalog: Catalog, now: () => number) {
       });
     })
     .transform((ids) => [...new Set(ids)]);
+  const rate = z.number().int().positive().max(1_000_000_000).nullable().optional();
   const settings = {
+    /** Overrides of the configured per-key rate limits; null: back to the default. */
+    rate_limit: z.strictObject({ rpm: rate, tpm: rate, concurrency: rate }).optional(),
     limit: usdLimit.nullable().optional(),
     limit_reset: z.enum(LIMIT_RESETS).nullable().optional(),
     expires_at: expiresAt.nullable().optional(),
@@ -158,6 +161,8 @@ export interface KeyView {
   created_at: string;
   expires_at: string | null;
   allowed_models: string[] | null;
+  /** The key's own rate limits; null: the configured default applies. */
+  rate_limit: { rpm: number | null; tpm: number | null; concurrency: number | null };
 }
 
 /** What is left of a limit given the spend in its window (never below 0), USD; null without a limit. */
@@ -186,6 +191,7 @@ export async function keyView(ctx: GatewayContext, k: ApiKeySummary, now: number
     created_at: new Date(k.createdAt).toISOString(),
     expires_at: iso(k.expiresAt),
     allowed_models: k.allowedModels,
+    rate_limit: { ...k.rateLimits },
   };
 }
 
@@ -195,7 +201,15 @@ export async function keyView(ctx: GatewayContext, k: ApiKeySummary, now: number
 /** A storage refusal of a value → 400 naming the API field. */
 function fromInvalidField(err: InvalidFieldError): GatewayError {
   const param =
-    { spendLimitNano: 'limit', limitReset: 'limit_reset', expiresAt: 'expires_at', allowedModels: 'allowed_models' }[err.field] ?? err.field;
+    ({
+      spendLimitNano: 'limit',
+      limitReset: 'limit_reset',
+      expiresAt: 'expires_at',
+      allowedModels: 'allowed_models',
+      'rateLimits.rpm': 'rate_limit.rpm',
+      'rateLimits.tpm': 'rate_limit.tpm',
+      'rateLimits.concurrency': 'rate_limit.concurrency',
+    } as Record<string, string>)[err.field] ?? err.field;
   return new GatewayError('MR_ERR_INVALID_REQUEST', err.message, { param });
 }
 
@@ -229,6 +243,7 @@ export async function createKey(
       limitReset: input.limit_reset ?? null,
       expiresAt: input.expires_at ?? null,
       allowedModels: input.allowed_models ?? null,
+      ...(input.rate_limit ? { rateLimits: rateLimitsOf(input.rate_limit) } : {}),
     }),
   );
   const created = await deps.repos.keys.getKey(id, accountId);
@@ -244,7 +259,16 @@ function toPatch(input: KeyPatchInput): ApiKeyPatch {
   if (input.limit_reset !== undefined) patch.limitReset = input.limit_reset;
   if (input.expires_at !== undefined) patch.expiresAt = input.expires_at;
   if (input.allowed_models !== undefined) patch.allowedModels = input.allowed_models;
+  if (input.rate_limit !== undefined) patch.rateLimits = rateLimitsOf(input.rate_limit);
   return patch;
+}
+
+function rateLimitsOf(r: { rpm?: number | null | undefined; tpm?: number | null | undefined; concurrency?: number | null | undefined }) {
+  const out: { rpm?: number | null; tpm?: number | null; concurrency?: number | null } = {};
+  if (r.rpm !== undefined) out.rpm = r.rpm;
+  if (r.tpm !== undefined) out.tpm = r.tpm;
+  if (r.concurrency !== undefined) out.concurrency = r.concurrency;
+  return out;
 }
 
 function keyNotFound(): GatewayError {

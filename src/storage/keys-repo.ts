@@ -24,6 +24,15 @@ export interface KeySettings {
   expiresAt?: number | null;
   /** Model ids the key may call, or null for every model. */
   allowedModels?: string[] | null;
+  /** Overrides of the configured per-key rate limits; null or absent: the default. */
+  rateLimits?: Partial<KeyRateLimits>;
+}
+
+/** A key's own rate limits (positive integers), each null when the configured default applies. */
+export interface KeyRateLimits {
+  rpm: number | null;
+  tpm: number | null;
+  concurrency: number | null;
 }
 
 export interface NewApiKey extends KeySettings {
@@ -54,6 +63,7 @@ export interface ApiKeySummary {
   /** Epoch ms, or null. */
   expiresAt: number | null;
   allowedModels: string[] | null;
+  rateLimits: KeyRateLimits;
 }
 
 /** What authentication needs to know about a key hash. */
@@ -74,6 +84,7 @@ export interface KeyLookup {
   allowedModels: string[] | null;
   /** The account's billing mode; null: the deployment's default. */
   accountBillingMode: BillingMode | null;
+  rateLimits: KeyRateLimits;
 }
 
 /** What `updateKey` may change; an omitted field is left as it is, null clears it. */
@@ -84,6 +95,8 @@ export interface ApiKeyPatch {
   limitReset?: LimitReset | null;
   expiresAt?: number | null;
   allowedModels?: string[] | null;
+  /** Each given field replaces the key's override; null returns it to the configured default. */
+  rateLimits?: Partial<KeyRateLimits>;
 }
 
 const SUMMARY_COLUMNS = [
@@ -99,6 +112,9 @@ const SUMMARY_COLUMNS = [
   'limit_reset',
   'expires_at',
   'allowed_models',
+  'rpm_limit',
+  'tpm_limit',
+  'concurrency_limit',
 ] as const;
 
 export class KeysRepo {
@@ -126,6 +142,9 @@ export class KeysRepo {
         expires_at: key.expiresAt == null ? null : validExpiresAt(key.expiresAt),
         allowed_models: key.allowedModels == null ? null : JSON.stringify(validModels(key.allowedModels)),
         disabled: 0,
+        rpm_limit: validRate('rpm', key.rateLimits?.rpm),
+        tpm_limit: validRate('tpm', key.rateLimits?.tpm),
+        concurrency_limit: validRate('concurrency', key.rateLimits?.concurrency),
       })
       .execute();
   }
@@ -168,6 +187,9 @@ export class KeysRepo {
         'k.allowed_models',
         'a.disabled',
         'a.billing_mode',
+        'k.rpm_limit',
+        'k.tpm_limit',
+        'k.concurrency_limit',
       ])
       .where('k.key_hash', '=', hash)
       .executeTakeFirst();
@@ -185,6 +207,7 @@ export class KeysRepo {
       expiresAt: row.expires_at === null ? null : Number(row.expires_at),
       allowedModels: parseModels(row.allowed_models),
       accountBillingMode: row.billing_mode,
+      rateLimits: { rpm: row.rpm_limit, tpm: row.tpm_limit, concurrency: row.concurrency_limit },
     };
   }
 
@@ -217,6 +240,9 @@ export class KeysRepo {
       limit_reset?: LimitReset | null;
       expires_at?: number | null;
       allowed_models?: string | null;
+      rpm_limit?: number | null;
+      tpm_limit?: number | null;
+      concurrency_limit?: number | null;
     } = {};
     if (patch.name !== undefined) set.name = patch.name === null ? null : validName(patch.name);
     if (patch.disabled !== undefined) {
@@ -231,6 +257,10 @@ export class KeysRepo {
     if (patch.allowedModels !== undefined) {
       set.allowed_models = patch.allowedModels === null ? null : JSON.stringify(validModels(patch.allowedModels));
     }
+    const rl = patch.rateLimits;
+    if (rl?.rpm !== undefined) set.rpm_limit = validRate('rpm', rl.rpm);
+    if (rl?.tpm !== undefined) set.tpm_limit = validRate('tpm', rl.tpm);
+    if (rl?.concurrency !== undefined) set.concurrency_limit = validRate('concurrency', rl.concurrency);
     if (Object.keys(set).length === 0) return this.getKey(keyId, accountId);
     const row = await this.db
       .updateTable('api_keys')
@@ -261,6 +291,15 @@ function validName(name: string): string {
     throw new InvalidFieldError('name', `name must be at most ${MAX_KEY_NAME_LENGTH} characters, without control characters.`);
   }
   return name;
+}
+
+/** A rate-limit override: a positive integer, or null/undefined for the configured default. */
+function validRate(name: 'rpm' | 'tpm' | 'concurrency', v: number | null | undefined): number | null {
+  if (v === undefined || v === null) return null;
+  if (!Number.isSafeInteger(v) || v < 1) {
+    throw new InvalidFieldError(`rateLimits.${name}`, `rateLimits.${name} must be a positive integer, or null for the default.`);
+  }
+  return v;
 }
 
 function validKind(kind: KeyKind): KeyKind {
@@ -330,6 +369,9 @@ function toSummary(row: {
   limit_reset: LimitReset | null;
   expires_at: number | null;
   allowed_models: string | null;
+  rpm_limit: number | null;
+  tpm_limit: number | null;
+  concurrency_limit: number | null;
 }): ApiKeySummary {
   return {
     id: row.id,
@@ -344,5 +386,6 @@ function toSummary(row: {
     limitReset: row.limit_reset,
     expiresAt: row.expires_at === null ? null : Number(row.expires_at),
     allowedModels: parseModels(row.allowed_models),
+    rateLimits: { rpm: row.rpm_limit, tpm: row.tpm_limit, concurrency: row.concurrency_limit },
   };
 }

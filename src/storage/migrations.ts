@@ -124,6 +124,20 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
       }
     }),
   },
+
+  '0003_key_rate_limits': {
+    // Per-key overrides of the configured rate limits; null = the configured default.
+    up: atomic(async (db) => {
+      for (const column of ['rpm_limit', 'tpm_limit', 'concurrency_limit']) {
+        await db.schema.alterTable('api_keys').addColumn(column, 'integer').execute();
+      }
+    }),
+    down: atomic(async (db) => {
+      for (const column of ['concurrency_limit', 'tpm_limit', 'rpm_limit']) {
+        await db.schema.alterTable('api_keys').dropColumn(column).execute();
+      }
+    }),
+  },
 });
 
 /**

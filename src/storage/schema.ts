@@ -64,6 +64,12 @@ export interface ApiKeysTable {
   allowed_models: string | null;
   /** 0 or 1: a disabled key is rejected until enabled again (unlike a revoke, reversible). */
   disabled: Generated<number>;
+  /** Requests per minute for this key, or null for the configured default. */
+  rpm_limit: number | null;
+  /** Tokens per minute for this key, or null for the configured default. */
+  tpm_limit: number | null;
+  /** Concurrent requests for this key, or null for the configured default. */
+  concurrency_limit: number | null;
 }
 
 /** One row per generation (request), token counts and metadata only. */

@@ -276,6 +276,7 @@ for (const target of DATABASES) {
           limit_reset: 'monthly',
           allowed_models: ['test/chat', 'test/chat'],
           expires_at: '2026-01-31T00:00:00Z',
+          rate_limit: { rpm: 30 },
         });
         expect(created.status).toBe(201);
         const { key, data } = created.json;
@@ -294,6 +295,7 @@ for (const target of DATABASES) {
           created_at: new Date(NOW).toISOString(),
           expires_at: '2026-01-31T00:00:00.000Z',
           allowed_models: ['test/chat'],
+          rate_limit: { rpm: 30, tpm: null, concurrency: null },
         });
         expect((await call('GET', '/v1/models', key)).status).toBe(200);
         expect((await chat(key)).status).toBe(200);

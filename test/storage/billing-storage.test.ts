@@ -126,7 +126,7 @@ for (const target of DATABASES) {
           })
           .execute();
 
-        expect(await migrateToLatest(database)).toEqual(['0002_billing']);
+        expect(await migrateToLatest(database)).toEqual(['0002_billing', '0003_key_rate_limits']);
         repos = createRepositories(database.db);
         expect(await repos.accounts.findAccountById('acc_old')).toEqual({
           id: 'acc_old', email: 'old@example.com', createdAt: 1, disabled: false, balanceNano: 0, billingMode: null,
@@ -142,12 +142,12 @@ for (const target of DATABASES) {
         expect(await repos.ledger.balance('acc_old')).toBe(5);
 
         // Down to 0001 and up again: the 0001 data survives.
-        const down = await migrator.migrateDown();
+        const down = await migrator.migrateTo('0001_initial');
         expect(down.error).toBeUndefined();
-        expect(down.results?.map((r) => r.migrationName)).toEqual(['0002_billing']);
+        expect(down.results?.map((r) => r.migrationName)).toEqual(['0003_key_rate_limits', '0002_billing']);
         const tables = (await database.db.introspection.getTables()).map((t) => t.name);
         expect(tables).not.toContain('ledger');
-        expect(await migrateToLatest(database)).toEqual(['0002_billing']);
+        expect(await migrateToLatest(database)).toEqual(['0002_billing', '0003_key_rate_limits']);
         expect(await repos.accounts.findAccountById('acc_old')).toMatchObject({ balanceNano: 0 });
         expect(await repos.usage.listUsage('acc_old')).toHaveLength(1);
       });
@@ -173,7 +173,7 @@ for (const target of DATABASES) {
         expect(await columns('accounts')).not.toContain('balance_nano');
         expect(await columns('api_keys')).not.toContain('kind');
         await sql`drop table ledger`.execute(database.db);
-        expect(await migrateToLatest(database)).toEqual(['0002_billing']);
+        expect(await migrateToLatest(database)).toEqual(['0002_billing', '0003_key_rate_limits']);
         expect(await columns('usage')).toContain('cost_nano');
       });
     });
@@ -548,6 +548,7 @@ for (const target of DATABASES) {
         await repos.keys.insertKey({
           id, accountId: a, name: 'ci', keyHash: hash, last4: last4(raw),
           spendLimitNano: 5_000_000_000, limitReset: 'weekly', expiresAt: 1_900_000_000_000, allowedModels: ['openai/gpt-4o', 'anthropic/claude'],
+          rateLimits: { rpm: 60, tpm: null },
         });
         const mgmtRaw = generateApiKey();
         const mgmtId = generateKeyId();
@@ -569,6 +570,7 @@ for (const target of DATABASES) {
           keyId: id, accountId: a, name: 'ci', revoked: false, accountDisabled: false, kind: 'inference', disabled: false,
           spendLimitNano: 5_000_000_000, limitReset: 'weekly', expiresAt: 1_900_000_000_000,
           allowedModels: ['openai/gpt-4o', 'anthropic/claude'], accountBillingMode: null,
+          rateLimits: { rpm: 60, tpm: null, concurrency: null },
         });
         expect(statements).toBe(1);
         expect(await repos.keys.findKeyByHash(hashApiKey(mgmtRaw, SECRET))).toMatchObject({ kind: 'management', allowedModels: null, spendLimitNano: null });
@@ -612,10 +614,12 @@ for (const target of DATABASES) {
 
         const updated = await repos.keys.updateKey(a, id, {
           name: 'desktop', spendLimitNano: 0, limitReset: 'daily', expiresAt: 1_800_000_000_000, allowedModels: ['m1', 'm1', 'm2'],
+          rateLimits: { concurrency: 4 },
         });
         expect(updated).toEqual({
           id, accountId: a, name: 'desktop', last4: last4(raw), createdAt: expect.any(Number), revokedAt: null, kind: 'inference',
           disabled: false, spendLimitNano: 0, limitReset: 'daily', expiresAt: 1_800_000_000_000, allowedModels: ['m1', 'm2'],
+          rateLimits: { rpm: null, tpm: null, concurrency: 4 },
         });
         expect(await repos.keys.getKey(id, a)).toEqual(updated);
         expect(await repos.keys.listKeys(a)).toEqual([updated]);
@@ -626,6 +630,10 @@ for (const target of DATABASES) {
           name: null, spendLimitNano: null, limitReset: null, expiresAt: null, allowedModels: ['m1', 'm2'],
         });
         await expect(repos.keys.updateKey(a, id, { spendLimitNano: -5 })).rejects.toBeInstanceOf(InvalidFieldError);
+        await expect(repos.keys.updateKey(a, id, { rateLimits: { rpm: 0 } })).rejects.toBeInstanceOf(InvalidFieldError);
+        expect(await repos.keys.updateKey(a, id, { rateLimits: { concurrency: null, tpm: 1000 } })).toMatchObject({
+          rateLimits: { rpm: null, tpm: 1000, concurrency: null },
+        });
         await expect(repos.keys.updateKey(a, id, { name: 'x'.repeat(101) })).rejects.toBeInstanceOf(InvalidFieldError);
         expect(await repos.keys.updateKey(a, 'key_missing', { disabled: true })).toBeUndefined();
 

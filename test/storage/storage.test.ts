@@ -59,7 +59,7 @@ describe('openDatabase', () => {
   it('opens sqlite::memory:', async () => {
     const database = await openDatabase('sqlite::memory:');
     expect(database.dialect).toBe('sqlite');
-    expect(await migrateToLatest(database)).toEqual(['0001_initial', '0002_billing']);
+    expect(await migrateToLatest(database)).toEqual(['0001_initial', '0002_billing', '0003_key_rate_limits']);
     await database.close();
   });
 });
@@ -148,7 +148,7 @@ for (const target of DATABASES) {
         expect(Object.keys(k).sort()).toEqual(
           [
             'accountId', 'allowedModels', 'createdAt', 'disabled', 'expiresAt', 'id', 'kind', 'last4', 'limitReset', 'name',
-            'revokedAt', 'spendLimitNano',
+            'rateLimits', 'revokedAt', 'spendLimitNano',
           ].sort(),
         );
         expect(JSON.stringify(k)).not.toContain(hashApiKey(key, SECRET));
@@ -167,6 +167,7 @@ for (const target of DATABASES) {
         expiresAt: null,
         allowedModels: null,
         accountBillingMode: null,
+        rateLimits: { rpm: null, tpm: null, concurrency: null },
       });
       expect(await repos.keys.findKeyByHash(hashApiKey(generateApiKey(), SECRET))).toBeUndefined();
 

@@ -64,6 +64,10 @@ describe('maxrouter keys create with settings', () => {
       '2099-01-31T12:00:00Z',
       '--models',
       'openai/gpt-4o-mini, anthropic/claude-haiku-4-5,openai/gpt-4o-mini',
+      '--rpm',
+      '60',
+      '--concurrency',
+      '4',
     ];
     expect(await runKeys(argv, ctx)).toBe(0);
     expect(stdout()).toMatch(/^mr_[0-9A-Za-z]{49}\n$/);
@@ -83,6 +87,7 @@ describe('maxrouter keys create with settings', () => {
         expiresAt: Date.UTC(2099, 0, 31, 12),
         allowedModels: ['openai/gpt-4o-mini', 'anthropic/claude-haiku-4-5'],
         disabled: false,
+        rateLimits: { rpm: 60, tpm: null, concurrency: 4 },
       });
       const secret = await loadOrCreateSecret({ dataDir: ctx.dataDir });
       const authed = await new KeyAuthenticator(new KeysRepo(database.db), secret).authenticate(`Bearer ${key}`);
@@ -122,6 +127,8 @@ describe('maxrouter keys create with settings', () => {
       [['--models', 'openai/gpt-4o-mini,nope/model'], /not in the configured catalog: nope\/model/],
       [['--models', 'openai/gpt-4o-mini,,'], /comma-separated list/],
       [['--management', 'yes'], /Unexpected argument 'yes'/],
+      [['--rpm', '0'], /--rpm must be a positive integer/],
+      [['--tpm', '1.5'], /--tpm must be a positive integer/],
     ];
     for (const [flags, message] of cases) {
       ctx.reset();
