@@ -39,8 +39,17 @@ export interface KeyLookupSource {
 }
 
 export interface KeyAuthenticatorOptions {
-  /** How long a key record (valid or rejected) stays cached, ms. Also how long a revoke made by another process takes to apply. */
+  /**
+   * How long a key record (valid or rejected) may be used, ms (default 2 000): the longest a
+   * revoke, disable or limit change made by another process (the CLI, another instance) takes
+   * to apply here.
+   */
   ttlMs?: number;
+  /**
+   * After this long (default half of `ttlMs`) a request that uses the record also reloads it in
+   * the background, so active keys are refreshed without any request waiting for the database.
+   */
+  refreshMs?: number;
   /** How long an unknown key hash stays cached, ms. */
   negativeTtlMs?: number;
   /** Bound of each cache (known keys, unknown hashes): the oldest entry goes first. */
@@ -62,6 +71,8 @@ interface Entry {
   readonly authed: AuthedKey | null;
   readonly keyId: string;
   readonly expiresAt: number;
+  /** When a use of this entry starts a background reload. */
+  readonly refreshAt: number;
 }
 
 const BEARER = /^bearer\s+/i;
@@ -86,6 +97,7 @@ export class KeyAuthenticator {
   readonly #source: KeyLookupSource;
   readonly #secret: string;
   readonly #ttlMs: number;
+  readonly #refreshMs: number;
   readonly #negativeTtlMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
@@ -107,7 +119,8 @@ export class KeyAuthenticator {
   constructor(source: KeyLookupSource, secret: string, opts: KeyAuthenticatorOptions = {}) {
     this.#source = source;
     this.#secret = secret;
-    this.#ttlMs = opts.ttlMs ?? 30_000;
+    this.#ttlMs = opts.ttlMs ?? 2_000;
+    this.#refreshMs = Math.min(this.#ttlMs, opts.refreshMs ?? this.#ttlMs / 2);
     this.#negativeTtlMs = opts.negativeTtlMs ?? 2_000;
     this.#maxEntries = Math.max(1, opts.maxEntries ?? 10_000);
     this.#now = opts.now ?? Date.now;
@@ -132,6 +145,7 @@ export class KeyAuthenticator {
         // Refresh recency (Map keeps insertion order; the first entry is evicted first).
         this.#known.delete(hash);
         this.#known.set(hash, hit);
+        if (hit.refreshAt <= now && !this.#inflight.has(hash)) this.#miss(hash, key).catch(() => {});
         return hit.authed && !expired(hit.authed, now) ? Promise.resolve(hit.authed) : Promise.reject(unauthorizedError());
       }
       this.#deleteKnown(hash, hit);
@@ -199,14 +213,17 @@ export class KeyAuthenticator {
       throw e;
     }
     // An invalidate() or clear() while the query ran: answer this request, cache nothing.
-    if (epoch !== this.#epoch) return found && toEntry(found, 0, this.#defaultMode);
+    if (epoch !== this.#epoch) return found && toEntry(found, 0, 0, this.#defaultMode);
     const now = this.#now();
     if (found === undefined) {
+      // Deleted since it was cached (a background reload): forget the record at once.
+      const stale = this.#known.get(hash);
+      if (stale !== undefined) this.#deleteKnown(hash, stale);
       if (this.#unknown.size >= this.#maxEntries) evictOldest(this.#unknown);
       this.#unknown.set(hash, now + this.#negativeTtlMs);
       return undefined;
     }
-    const entry = toEntry(found, now + this.#ttlMs, this.#defaultMode);
+    const entry = toEntry(found, now + this.#ttlMs, now + this.#refreshMs, this.#defaultMode);
     const old = this.#known.get(hash);
     if (old !== undefined) this.#deleteKnown(hash, old);
     while (this.#known.size >= this.#maxEntries) {
@@ -225,7 +242,7 @@ export class KeyAuthenticator {
   }
 }
 
-function toEntry(found: KeyLookup, expiresAt: number, defaultMode: BillingMode): Entry {
+function toEntry(found: KeyLookup, expiresAt: number, refreshAt: number, defaultMode: BillingMode): Entry {
   const refused = found.revoked || found.accountDisabled || found.disabled;
   const authed: AuthedKey | null = refused
     ? null
@@ -240,7 +257,7 @@ function toEntry(found: KeyLookup, expiresAt: number, defaultMode: BillingMode):
         spendLimitNano: found.spendLimitNano,
         limitReset: found.limitReset,
       });
-  return { authed, keyId: found.keyId, expiresAt };
+  return { authed, keyId: found.keyId, expiresAt, refreshAt };
 }
 
 function expired(key: AuthedKey, now: number): boolean {

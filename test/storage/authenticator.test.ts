@@ -6,6 +6,7 @@ import type { Database } from '../../src/storage/database.js';
 import { migrateToLatest } from '../../src/storage/migrations.js';
 import { createRepositories, type Repositories } from '../../src/storage/repositories.js';
 import { DATABASES } from '../helpers/databases.js';
+import { eventually } from '../helpers/gateway.js';
 
 const SECRET = 'auth-test-secret-auth-test-secret-0123456';
 
@@ -142,7 +143,7 @@ for (const target of DATABASES) {
       const { key } = await newKey();
       let now = 1_000_000;
       const source = counting(repos.keys);
-      const auth = new KeyAuthenticator(source, SECRET, { ttlMs: 1000, negativeTtlMs: 100, now: () => now });
+      const auth = new KeyAuthenticator(source, SECRET, { ttlMs: 1000, refreshMs: 1000, negativeTtlMs: 100, now: () => now });
       await auth.authenticate(key);
       now += 999;
       await auth.authenticate(key);
@@ -159,6 +160,32 @@ for (const target of DATABASES) {
       now += 1;
       await rejection(auth.authenticate(unknown));
       expect(source.calls).toBe(4);
+    });
+
+    it('reloads a used entry in the background after refreshMs, so a revoke elsewhere applies without waiting for the TTL', async () => {
+      const { key, id } = await newKey();
+      let now = 1_000_000;
+      const source = counting(repos.keys);
+      const auth = new KeyAuthenticator(source, SECRET, { ttlMs: 2000, now: () => now }); // refresh after 1 000 ms
+      await auth.authenticate(key);
+      now += 1000;
+      await repos.keys.revokeKey(id); // by another process: no invalidate() here
+      // This use is still served from the cache, and starts a reload.
+      expect(await auth.authenticate(key)).toMatchObject({ keyId: id });
+      await eventually(() => expect(source.calls).toBe(2));
+      await new Promise((r) => setTimeout(r, 10));
+      await rejection(auth.authenticate(key));
+      expect(source.calls).toBe(2);
+
+      // A deleted key is forgotten by the reload too.
+      const other = await newKey();
+      await auth.authenticate(other.key);
+      now += 1000;
+      await repos.keys.deleteKey(accountId, other.id);
+      await auth.authenticate(other.key);
+      await eventually(() => expect(source.calls).toBe(4));
+      await new Promise((r) => setTimeout(r, 10));
+      await rejection(auth.authenticate(other.key));
     });
 
     it('invalidate(keyId) makes a revoke take effect at once', async () => {
