@@ -6,6 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { decodeChatRequest } from '../api/openai/decode-request.js';
 import { encodeChatResponse } from '../api/openai/encode-response.js';
 import { encodeStreamError } from '../api/openai/encode-error.js';
+import { refuseUpstreamOverrides } from '../api/openai/upstream-override.js';
 import { DONE_EVENT, OpenAIStreamEncoder } from '../api/openai/encode-stream.js';
 import { GatewayError, invalidRequest } from '../ir/errors.js';
 import type { IRWarning } from '../ir/request.js';
@@ -40,6 +41,7 @@ export async function chatCompletions(ctx: GatewayContext, request: FastifyReque
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw invalidRequest('The request body must be a JSON object.');
   }
+  refuseUpstreamOverrides(body as Body);
   const route = ctx.catalog.resolve((body as Body).model, 'chat');
   checkKeyMayCall(key, route);
   const stream = (body as Body).stream === true;

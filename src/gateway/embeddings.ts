@@ -4,6 +4,7 @@
  * @see https://platform.openai.com/docs/api-reference/embeddings/create
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { refuseUpstreamOverrides } from '../api/openai/upstream-override.js';
 import { GatewayError, invalidRequest } from '../ir/errors.js';
 import type { IREmbeddingsRequest } from '../ir/embeddings.js';
 import { emptyUsage, tokenCount } from '../ir/usage.js';
@@ -44,6 +45,7 @@ export async function embeddings(ctx: GatewayContext, request: FastifyRequest, r
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw invalidRequest('The request body must be a JSON object.');
   }
+  refuseUpstreamOverrides(body);
   const route = ctx.catalog.resolve(body.model, 'embedding');
   const adapter = route.provider.adapter;
   const { strings, tokens } = inputs(body.input);
