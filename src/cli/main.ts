@@ -154,18 +154,40 @@ async function serve(config: Config, io: MainIO, configPath: string | undefined)
         'or pass --config FILE (see README).\n',
     );
   }
+  // The first SIGTERM/SIGINT drains (see RunningGateway.stop): exit 0 once in-flight requests
+  // finished or were ended at `shutdown.graceMs` and usage is written. A second one exits at once
+  // (128 + signal number) after a best-effort usage flush.
   return new Promise<number>((resolve) => {
-    const shutdown = (signal: string) => {
-      gw.logger.info({ signal }, 'shutting down');
-      gw.stop().then(
-        () => resolve(0),
-        (err: unknown) => {
-          gw.logger.error({ errorName: (err as Error)?.name }, 'shutdown failed');
-          resolve(1);
-        },
-      );
+    let draining = false;
+    let stopped = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopped) return;
+      if (draining) {
+        gw.logger.warn({ signal }, 'second signal: exiting without waiting for in-flight requests');
+        void gw.abort().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+        return;
+      }
+      draining = true;
+      gw.stop({ signal })
+        .then(
+          () => 0,
+          (err: unknown) => {
+            gw.logger.error({ errorName: (err as Error)?.name }, 'shutdown failed');
+            gw.logger.flush();
+            return 1;
+          },
+        )
+        .then((code) => {
+          stopped = true;
+          // Everything is closed; should a stray handle still hold the event loop, do not hang until SIGKILL.
+          setTimeout(() => {
+            io.stderr('maxrouter: shut down, but something kept the process alive; exiting\n');
+            process.exit(code);
+          }, 5000).unref();
+          resolve(code);
+        });
     };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
 }

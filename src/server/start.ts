@@ -20,6 +20,7 @@ import { createRepositories, type Repositories } from '../storage/repositories.j
 import { sql } from 'kysely';
 import { AccessLog } from './access-log.js';
 import { buildApp } from './app.js';
+import { drainHttp, failUpstreamCalls, settlesWithin, shutdownError } from './drain.js';
 import { createLogging, flushLogger } from './logger.js';
 
 export interface RunningGateway {
@@ -32,7 +33,22 @@ export interface RunningGateway {
   usageWriter: UsageWriter;
   catalog: Catalog;
   logger: Logger;
-  stop(): Promise<void>;
+  /**
+   * Graceful shutdown: `/healthz` turns 503 and new connections are refused at once; requests
+   * and streams in flight get up to `shutdown.graceMs` to finish, then are ended (see drain.ts);
+   * then usage is flushed, the database closed and the log flushed. Idempotent.
+   */
+  stop(opts?: StopOptions): Promise<void>;
+  /**
+   * Stop waiting (a second signal while draining): ends every request now, flushes usage for at
+   * most a second, flushes the log. The caller exits right after; the database is left as is.
+   */
+  abort(): Promise<void>;
+}
+
+export interface StopOptions {
+  /** What asked for the shutdown, for the log line (e.g. `SIGTERM`). */
+  signal?: string;
 }
 
 export interface StartOptions {
@@ -70,6 +86,7 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       onError: (err) => logger.error({ errorName: err.name }, 'usage write failed; rows kept for retry'),
     });
     catalog = new Catalog(config);
+    let draining = false;
     // Into the process's own log stream, lines go in batches (≤ 50 ms); a stream a caller passed
     // (tests) gets each line at once.
     const accessLog = new AccessLog(logger, destination, { batchMs: opts.logDestination ? 0 : 50 });
@@ -86,6 +103,7 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       accountApi: { repos, authenticator, secret, now },
       ...(config.admin.key ? { adminApi: { repos, authenticator, secret, now, adminKey: config.admin.key } } : {}),
       health: async () => {
+        if (draining) throw new Error('draining');
         await sql`select 1`.execute(database.db);
       },
     });
@@ -110,15 +128,31 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       usageWriter,
       catalog: cat,
       logger,
-      stop: () =>
+      stop: (stopOpts: StopOptions = {}) =>
         (stopping ??= (async () => {
-          await app.close();
+          draining = true;
+          const started = performance.now();
+          const graceMs = config.shutdown.graceMs;
+          logger.info({ signal: stopOpts.signal, graceMs }, 'draining');
+          logger.flush();
+          const drained = await drainHttp(app, { graceMs, cutUpstreams: (reason) => failUpstreamCalls(cat, reason) });
           await usageWriter.flush();
-          await cat.close();
-          await database.close();
           accessLog.flush();
+          // After a cut the pools are destroyed, and closing a destroyed pool rejects.
+          await (drained.deadlineReached ? cat.close().catch(() => undefined) : cat.close());
+          await database.close();
+          logger.info({ ms: Math.round(performance.now() - started), ...drained }, 'shutdown complete');
           await flushLogger(logger);
         })()),
+      abort: async () => {
+        draining = true;
+        await settlesWithin(failUpstreamCalls(cat, shutdownError()), 200);
+        app.server.closeAllConnections();
+        await new Promise((resolve) => setImmediate(resolve)); // let the closes settle their usage
+        await settlesWithin(usageWriter.flush(), 1000);
+        accessLog.flush();
+        await settlesWithin(flushLogger(logger), 200);
+      },
     };
   } catch (err) {
     await catalog?.close();
