@@ -78,6 +78,12 @@ export const endpointSchema = z
     /** The model id at that provider. */
     model: z.string().min(1),
     pricing: pricingSchema.optional(),
+    /** Share of traffic among the model's endpoints when a request names no order or sort (relative). */
+    weight: z.number().positive().max(1_000_000).default(1),
+    /** The provider retains no prompt or completion data for this endpoint (zero data retention). */
+    zdr: z.boolean().default(false),
+    /** Whether the provider may use request data (training, collection): `allow` or `deny`. */
+    dataCollection: z.enum(['allow', 'deny']).default('allow'),
   })
   .strict();
 

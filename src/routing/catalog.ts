@@ -1,8 +1,9 @@
 /**
- * The model catalog: client model ids → the endpoint that serves them. Built once from config.
- * (Fallbacks, weights and data policies come with routing controls.)
+ * The model catalog: client model ids → the endpoints that serve them. Built once from config.
+ * `resolve` gives a model's first endpoint; `endpoints` gives all of them, in config order, for
+ * the router (src/routing/router.ts), which applies fallbacks, weights and data policies.
  */
-import type { Config, ModelConfig, Pricing, ProviderConfig } from '../config/schema.js';
+import type { Config, EndpointConfig, ModelConfig, Pricing, ProviderConfig } from '../config/schema.js';
 import { DEFAULT_BASE_URLS } from '../config/schema.js';
 import { priceTable, type PriceTable } from '../billing/cost.js';
 import { GatewayError } from '../ir/errors.js';
@@ -30,10 +31,27 @@ export interface Route {
   prices: PriceTable;
 }
 
+/** One of a model's endpoints: a Route plus what the router needs to choose among them. */
+export interface EndpointRoute extends Route {
+  /** Position in the model's `endpoints` (0: the first). */
+  index: number;
+  endpoint: EndpointConfig;
+  /**
+   * `provider:upstreamModel`: the key of the endpoint's circuit breaker and health statistics,
+   * shared by every catalog model served by the same provider model. Provider ids contain no `:`.
+   */
+  key: string;
+}
+
+/** `provider:upstreamModel`, see `EndpointRoute.key`. */
+export function endpointKey(providerId: string, upstreamModel: string): string {
+  return `${providerId}:${upstreamModel}`;
+}
+
 export class Catalog {
   readonly providers = new Map<string, ProviderRuntime>();
   readonly models = new Map<string, ModelConfig>();
-  private readonly routes = new Map<string, Route>();
+  private readonly routes = new Map<string, readonly EndpointRoute[]>();
 
   constructor(config: Pick<Config, 'providers' | 'models'>) {
     for (const p of config.providers) {
@@ -46,34 +64,59 @@ export class Catalog {
     }
     for (const m of config.models) {
       this.models.set(m.id, m);
-      const ep = m.endpoints[0]!;
-      const provider = this.providers.get(ep.provider);
-      if (!provider) throw new Error(`model '${m.id}': unknown provider '${ep.provider}'`);
-      this.routes.set(m.id, { modelId: m.id, model: m, provider, upstreamModel: ep.model, pricing: ep.pricing, prices: priceTable(ep.pricing) });
+      const routes = m.endpoints.map((ep, index): EndpointRoute => {
+        const provider = this.providers.get(ep.provider);
+        if (!provider) throw new Error(`model '${m.id}': unknown provider '${ep.provider}'`);
+        return {
+          modelId: m.id,
+          model: m,
+          provider,
+          upstreamModel: ep.model,
+          pricing: ep.pricing,
+          prices: priceTable(ep.pricing),
+          index,
+          endpoint: ep,
+          key: endpointKey(provider.id, ep.model),
+        };
+      });
+      this.routes.set(m.id, Object.freeze(routes));
     }
   }
 
-  /** The route for a client model id, or 404 in the catalogue's terms. */
+  /** The route of a client model id's first endpoint, or 404 in the catalogue's terms. */
   resolve(modelId: unknown, kind: 'chat' | 'embedding' = 'chat'): Route {
+    return this.lookup(modelId, kind, 'model')[0]!;
+  }
+
+  /**
+   * Every endpoint of a client model id, in config order (at least one), with the same errors as
+   * `resolve`; `param` names the request field in them (`model`, or `models` for a fallback).
+   */
+  endpoints(modelId: unknown, kind: 'chat' | 'embedding' = 'chat', param = 'model'): readonly EndpointRoute[] {
+    return this.lookup(modelId, kind, param);
+  }
+
+  private lookup(modelId: unknown, kind: 'chat' | 'embedding', param: string): readonly EndpointRoute[] {
     if (typeof modelId !== 'string' || !modelId) {
-      throw new GatewayError('MR_ERR_INVALID_REQUEST', "'model' is required and must be a string.", { param: 'model' });
+      throw new GatewayError('MR_ERR_INVALID_REQUEST', `'${param}' is required and must be a string.`, { param });
     }
-    const route = this.routes.get(modelId);
-    if (!route) {
+    const routes = this.routes.get(modelId);
+    if (!routes) {
       throw new GatewayError(
         'MR_ERR_MODEL_NOT_FOUND',
         `The model '${modelId}' does not exist or is not enabled on this gateway. GET /v1/models lists the available models.`,
-        { param: 'model' },
+        { param },
       );
     }
-    if (route.model.kind !== kind) {
+    const model = routes[0]!.model;
+    if (model.kind !== kind) {
       throw new GatewayError(
         'MR_ERR_INVALID_REQUEST',
-        `The model '${modelId}' is ${route.model.kind === 'embedding' ? 'an embedding' : 'a chat'} model; it cannot serve this endpoint.`,
-        { param: 'model' },
+        `The model '${modelId}' is ${model.kind === 'embedding' ? 'an embedding' : 'a chat'} model; it cannot serve this endpoint.`,
+        { param },
       );
     }
-    return route;
+    return routes;
   }
 
   async close(): Promise<void> {
