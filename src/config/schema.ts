@@ -182,6 +182,32 @@ export const configSchema = z
       .string()
       .refine((s) => /^rediss?:\/\//.test(s), 'must start with redis:// or rediss://')
       .optional(),
+    /** Retries and fallbacks per request (docs/routing.md). */
+    retries: z
+      .object({
+        /** Attempts on one endpoint, the first included (1: no retry on the same endpoint). */
+        attemptsPerEndpoint: z.number().int().min(1).max(10).default(2),
+        /** Attempts in all, across endpoints and fallback models. */
+        maxAttempts: z.number().int().min(1).max(20).default(5),
+        /** No attempt starts later than this after the first, ms. */
+        timeBudgetMs: z.number().int().positive().max(600_000).default(30_000),
+        /** The longest upstream `retry-after` honoured by waiting, ms. */
+        maxRetryAfterMs: z.number().int().min(0).max(600_000).default(4_000),
+      })
+      .strict()
+      .default({ attemptsPerEndpoint: 2, maxAttempts: 5, timeBudgetMs: 30_000, maxRetryAfterMs: 4_000 }),
+    /** Per-endpoint circuit breakers (docs/routing.md). */
+    circuitBreaker: z
+      .object({
+        /** Consecutive failures that open an endpoint's breaker. */
+        failureThreshold: z.number().int().min(1).max(1000).default(5),
+        /** The first cool-down before a probe, ms (doubles on repeated opens). */
+        coolDownMs: z.number().int().positive().max(3_600_000).default(30_000),
+        /** The longest cool-down, ms. */
+        maxCoolDownMs: z.number().int().positive().max(86_400_000).default(300_000),
+      })
+      .strict()
+      .default({ failureThreshold: 5, coolDownMs: 30_000, maxCoolDownMs: 300_000 }),
     /** Spending control: `credits` (prepaid, enforced) or `track` (costs recorded, nothing enforced). */
     billing: z
       .object({

@@ -68,19 +68,32 @@ export function chatBounds(route: Route, body: Body, bytes: number): { prompt: n
   return { prompt, output, outputFromRequest: asked !== undefined };
 }
 
-/** Admits a chat request under the key's spending controls; undefined when none apply. */
+/**
+ * Admits a chat request under the key's spending controls; undefined when none apply. With
+ * fallbacks planned, the worst case is the dearest of the endpoints that may serve it.
+ */
 export async function admitChat(
   ctx: GatewayContext,
   key: AuthedKey,
-  route: Route,
+  routes: readonly Route[],
   body: Body,
   request: FastifyRequest,
 ): Promise<Admission | undefined> {
   if (!Accounting.applies(key)) return undefined;
-  const b = chatBounds(route, body, bodyBytes(request));
-  const worst = worstCaseCost(b.prompt, b.output, route.prices);
+  const bytes = bodyBytes(request);
+  let b = chatBounds(routes[0]!, body, bytes);
+  let worst = worstCaseCost(b.prompt, b.output, routes[0]!.prices);
+  for (let i = 1; i < routes.length; i++) {
+    const bi = chatBounds(routes[i]!, body, bytes);
+    const wi = worstCaseCost(bi.prompt, bi.output, routes[i]!.prices);
+    if (wi > worst) {
+      worst = wi;
+      b = bi;
+    }
+  }
+  const bounds = b;
   return ctx.accounting.admit(key, worst, () =>
-    `up to ${b.prompt} prompt tokens and ${b.output} output tokens${b.outputFromRequest ? '' : " (the model's maximum; set max_tokens to ask for less)"}`,
+    `up to ${bounds.prompt} prompt tokens and ${bounds.output} output tokens${bounds.outputFromRequest ? '' : " (the model's maximum; set max_tokens to ask for less)"}`,
   );
 }
 

@@ -20,7 +20,9 @@ import { createSSEDecoder } from '../sse/sse-parser.js';
 import { computeCost } from '../billing/cost.js';
 import { nanoToUsd } from '../billing/money.js';
 import { admitChat, checkKeyMayCall, estimatePromptTokens, CHARS_PER_TOKEN } from './admission.js';
-import { meterRequest, type GatewayContext, type RequestMeter } from './context.js';
+import { meterRequest, type GatewayContext, type MeterStart, type RequestMeter } from './context.js';
+import { parseRequestControls, withoutRequestControls } from '../routing/request-controls.js';
+import { AttemptSchedule, type Candidate } from '../routing/router.js';
 import { decorateCompletion, ChunkDecorator } from './decorate.js';
 import {
   SSEWriter,
@@ -37,36 +39,124 @@ type Body = Record<string, unknown>;
 export async function chatCompletions(ctx: GatewayContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const started = performance.now();
   const key = await ctx.authenticate(request.headers.authorization);
-  const body = request.body;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+  const raw = request.body;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw invalidRequest('The request body must be a JSON object.');
   }
-  refuseUpstreamOverrides(body as Body);
-  const route = ctx.catalog.resolve((body as Body).model, 'chat');
-  checkKeyMayCall(key, route);
-  const stream = (body as Body).stream === true;
-  const admission = await admitChat(ctx, key, route, body as Body, request);
+  refuseUpstreamOverrides(raw as Body);
+  // Routing controls (`models`, `provider`) are the gateway's; the upstream never sees them.
+  const controls = parseRequestControls(raw as Body);
+  const body = withoutRequestControls(raw as Body);
+  for (const model of controls.models) checkKeyMayCall(key, ctx.catalog.resolve(model, 'chat'));
+  const plan = ctx.router.plan(controls.models, controls.provider, 'chat');
+  const stream = body.stream === true;
+  const admission = await admitChat(ctx, key, plan.candidates, body, request);
   const generationId = newGenerationId();
-  const meter = meterRequest(ctx, request, { generationId, key, route, streamed: stream, started, reqId: request.id, admission });
+  const start: MeterStart = { generationId, key, route: plan.candidates[0]!, streamed: stream, started, reqId: request.id, admission };
+  const meter = meterRequest(ctx, request, start);
   try {
-    await relay(route, body as Body, stream, generationId, reply, meter);
+    await routeAndRelay(ctx, plan.candidates, body, stream, generationId, reply, meter, start);
   } catch (err) {
     meter.fail(clientGone(reply) ? 499 : err instanceof GatewayError ? err.status : 500, err);
     throw err;
   }
 }
 
-async function relay(route: Route, body: Body, stream: boolean, generationId: string, reply: FastifyReply, meter: RequestMeter): Promise<void> {
+/**
+ * Tries the planned endpoints in order, with retries and fallbacks as the schedule allows, until
+ * one answers 2xx; then relays its answer. Nothing is retried once a byte went to the client.
+ * `x-maxrouter-attempts` and `x-maxrouter-provider` (the last endpoint tried) are set on every
+ * answer, errors included.
+ */
+async function routeAndRelay(
+  ctx: GatewayContext,
+  candidates: Candidate[],
+  body: Body,
+  stream: boolean,
+  generationId: string,
+  reply: FastifyReply,
+  meter: RequestMeter,
+  start: MeterStart,
+): Promise<void> {
+  const schedule = new AttemptSchedule(candidates, { breakers: ctx.router.breakers, policy: ctx.router.retryPolicy });
+  let lastError: unknown;
+  for (let attempt = schedule.next(); attempt !== undefined; attempt = schedule.next()) {
+    const route = attempt.candidate;
+    start.route = route;
+    reply.header('x-maxrouter-attempts', String(schedule.attempts));
+    reply.header('x-maxrouter-provider', route.provider.id);
+    if (attempt.delayMs > 0 && !(await sleepUnlessGone(attempt.delayMs, reply))) {
+      schedule.abandoned();
+      throw clientClosed();
+    }
+    const sentAt = performance.now();
+    let prepared: Prepared | undefined;
+    try {
+      prepared = await startAttempt(route, body, stream, reply);
+      // Non-streamed answers are read whole before anything is sent, so a bad body can still fail over.
+      const json = stream ? undefined : await readJson(prepared.upstream, route.provider);
+      schedule.succeeded();
+      const ttfbMs = performance.now() - sentAt;
+      await deliver(ctx, route, prepared, json, body, stream, generationId, reply, meter, ttfbMs, sentAt);
+      return;
+    } catch (err) {
+      if (prepared?.delivering) throw err; // bytes went to the client: no retry, no fallback
+      lastError = err;
+      if (clientGone(reply)) {
+        schedule.abandoned();
+        throw err;
+      }
+      if (schedule.failed(err) === 'fatal') throw err;
+    }
+  }
+  throw lastError ?? schedule.unavailableError();
+}
+
+interface Prepared {
+  upstream: UpstreamCall;
+  upstreamRequest: UpstreamRequest;
+  passthrough: boolean;
+  includeUsage: boolean;
+  /** Set once the answer is being written to the client. */
+  delivering: boolean;
+}
+
+/** Builds the request for this endpoint, sends it and waits for a 2xx status (else throws the provider's error). */
+async function startAttempt(route: Route, body: Body, stream: boolean, reply: FastifyReply): Promise<Prepared> {
   const passthrough = route.provider.adapter.buildPassthroughChatRequest !== undefined;
   const { upstreamRequest, includeUsage } = passthrough ? passthroughRequest(route, body, stream) : translatedRequest(route, body);
-
   const upstream = route.provider.client.post(upstreamRequest);
   abortOnClientClose(reply, upstream);
   await upstreamStarted(upstream, route.provider);
+  return { upstream, upstreamRequest, passthrough, includeUsage, delivering: false };
+}
+
+/** Relays a started 2xx answer to the client and meters it; records the endpoint's health. */
+async function deliver(
+  ctx: GatewayContext,
+  route: Route & { key?: string },
+  prepared: Prepared,
+  readBody: { text: string; json: unknown } | undefined,
+  body: Body,
+  stream: boolean,
+  generationId: string,
+  reply: FastifyReply,
+  meter: RequestMeter,
+  ttfbMs: number,
+  sentAt: number,
+): Promise<void> {
+  const { upstream, upstreamRequest, passthrough, includeUsage } = prepared;
   const headers = commonHeaders(generationId, route.provider, upstreamRequest.warnings);
+  prepared.delivering = true;
+  const healthKey = (route as { key?: string }).key;
+  const recordHealth = (completionTokens: number) => {
+    if (healthKey !== undefined) {
+      ctx.router.health.record(healthKey, { ttfbMs, durationMs: performance.now() - sentAt, completionTokens });
+    }
+  };
 
   if (!stream) {
-    const { text, json } = await readJson(upstream, route.provider);
+    const { text, json } = readBody!;
     if (passthrough) {
       // Same dialect: the upstream's bytes go to the client with the generation id, the
       // provider and usage.cost spliced in; usage is tapped.
@@ -74,12 +164,14 @@ async function relay(route: Route, body: Body, stream: boolean, generationId: st
       const usage = reported ?? estimateUsage(body, json);
       const cost = computeCost(usage, route.prices);
       meter.finish(200, usage, cost, reported === undefined);
+      recordHealth(usage.completionTokens);
       reply.headers(headers).type('application/json').send(decorateCompletion(text, json, generationId, route.provider.id, cost, usage));
       return;
     }
     const result = route.provider.adapter.parseChatResponse(json);
     const cost = computeCost(result.usage, route.prices);
     meter.finish(200, result.usage, cost);
+    recordHealth(result.usage.completionTokens);
     const created = Math.floor(Date.now() / 1000);
     reply
       .headers(headers)
@@ -90,8 +182,13 @@ async function relay(route: Route, body: Body, stream: boolean, generationId: st
 
   const writer = new SSEWriter(reply, headers, upstream);
   const promptEstimate = () => estimatePromptTokens(body);
+  const onFailure = () => {
+    // A stream that fails after its first byte is not retried, but it counts against the endpoint.
+    if (healthKey !== undefined) ctx.router.breakers.get(healthKey).failure();
+  };
+  let outcome: StreamOutcome;
   if (passthrough) {
-    await relayPassthroughStream(upstream, writer, reply, route, meter, includeUsage, generationId, promptEstimate);
+    outcome = await relayPassthroughStream(upstream, writer, reply, route, meter, includeUsage, generationId, promptEstimate);
   } else {
     const encoder = new OpenAIStreamEncoder(
       generationId,
@@ -101,8 +198,35 @@ async function relay(route: Route, body: Body, stream: boolean, generationId: st
       route.provider.id,
       (usage) => computeCost(usage, route.prices),
     );
-    await relayTranslatedStream(upstream, writer, reply, route, meter, encoder, promptEstimate);
+    outcome = await relayTranslatedStream(upstream, writer, reply, route, meter, encoder, promptEstimate);
   }
+  if (outcome.failed) onFailure();
+  else recordHealth(outcome.completionTokens);
+}
+
+/** What a relayed stream ended with. */
+interface StreamOutcome {
+  failed: boolean;
+  completionTokens: number;
+}
+
+function clientClosed(): GatewayError {
+  return new GatewayError('MR_ERR_INVALID_REQUEST', 'The client closed the request.', { status: 499 });
+}
+
+/** Waits `ms`, or less if the client goes away; resolves whether the client is still there. */
+function sleepUnlessGone(ms: number, reply: FastifyReply): Promise<boolean> {
+  return new Promise((resolve) => {
+    const res = reply.raw;
+    const done = () => {
+      clearTimeout(timer);
+      res.off('close', onClose);
+      resolve(!clientGone(reply));
+    };
+    const onClose = () => done();
+    const timer = setTimeout(done, ms);
+    res.once('close', onClose);
+  });
 }
 
 /** Usage for a completed response whose provider reported none: an estimate from the texts. */
@@ -158,7 +282,7 @@ async function relayPassthroughStream(
   includeUsage: boolean,
   generationId: string,
   promptEstimate: () => number,
-): Promise<void> {
+): Promise<StreamOutcome> {
   let usage: IRUsage | undefined;
   let done = false;
   let failed: GatewayError | undefined;
@@ -216,6 +340,7 @@ async function relayPassthroughStream(
     promptTokens: promptEstimate(),
     completionTokens: Math.ceil(relayed / CHARS_PER_TOKEN),
   }));
+  return { failed: failed !== undefined, completionTokens: usage?.completionTokens ?? 0 };
 }
 
 /** Relays a stream of another dialect: upstream events → IR parts → OpenAI chunks. */
@@ -227,7 +352,7 @@ async function relayTranslatedStream(
   meter: RequestMeter,
   encoder: OpenAIStreamEncoder,
   promptEstimate: () => number,
-): Promise<void> {
+): Promise<StreamOutcome> {
   const decoder = route.provider.adapter.createStreamDecoder();
   let usage: IRUsage | undefined;
   let failed: GatewayError | undefined;
@@ -262,6 +387,7 @@ async function relayTranslatedStream(
     promptTokens: promptEstimate(),
     completionTokens: Math.ceil(relayed / CHARS_PER_TOKEN),
   }));
+  return { failed: failed !== undefined, completionTokens: usage?.completionTokens ?? 0 };
 }
 
 /**

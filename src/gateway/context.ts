@@ -3,13 +3,15 @@ import type { Catalog, Route } from '../routing/catalog.js';
 import type { IRUsage } from '../ir/usage.js';
 
 import type { AuthedKey } from '../auth/authenticator.js';
-import type { Accounting, Admission } from '../billing/accounting.js';
+import type { Router } from '../routing/router.js';
+import type { Admission, SpendControl } from '../billing/accounting.js';
 
 export type { AuthedKey };
 
 export interface MeterStart {
   generationId: string;
   key: AuthedKey;
+  /** The endpoint serving the request; updated as fallbacks are tried. */
   route: Route;
   streamed: boolean;
   /** `performance.now()` when the request arrived. */
@@ -35,8 +37,10 @@ export interface GatewayContext {
   /** Resolves the caller from the Authorization header or throws a 401 GatewayError. */
   authenticate(authorization: string | undefined): Promise<AuthedKey>;
   meter(start: MeterStart): RequestMeter;
-  /** Credits, key spend limits and reservations. */
-  accounting: Accounting;
+  /** Credits, key spend limits and reservations (in memory, or shared through Redis). */
+  accounting: SpendControl;
+  /** Endpoint planning, circuit breakers and health (per process). */
+  router: Router;
 }
 
 declare module 'fastify' {

@@ -188,6 +188,8 @@ export type FailureKind = 'retry' | 'failover' | 'unsupported' | 'fatal';
 
 export function classifyFailure(err: unknown): FailureKind {
   if (!(err instanceof GatewayError)) return 'fatal';
+  // The gateway's own shutdown ends requests: nothing to retry, nothing wrong with the endpoint.
+  if (err.reason === 'shutdown') return 'fatal';
   const status = err.upstreamStatus;
   if (status !== undefined) {
     if (status === 401 || status === 403) return 'failover';

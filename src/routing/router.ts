@@ -66,6 +66,7 @@ export interface RoutePlan {
 export type RouterCatalog = Pick<Catalog, 'endpoints' | 'providers'>;
 
 export interface RouterOptions {
+  retryPolicy?: Partial<RetryPolicy>;
   breakers?: BreakerRegistry;
   health?: HealthRegistry;
   /** Uniform in [0, 1); default `Math.random`. */
@@ -90,6 +91,8 @@ const STAGE_RANK: Record<Stage, number> = { selection: 0, policy: 1, price: 2, b
 export class Router {
   readonly breakers: BreakerRegistry;
   readonly health: HealthRegistry;
+  /** Retries and fallbacks of each request (from the config's `retries`). */
+  readonly retryPolicy: Readonly<RetryPolicy>;
   readonly #catalog: RouterCatalog;
   readonly #random: () => number;
 
@@ -98,6 +101,7 @@ export class Router {
     this.breakers = options.breakers ?? new BreakerRegistry();
     this.health = options.health ?? new HealthRegistry();
     this.#random = options.random ?? Math.random;
+    this.retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retryPolicy };
   }
 
   /**
@@ -370,6 +374,12 @@ export interface RetryPolicy {
   baseMs: number;
   /** Backoff cap, ms. Default 4 000. */
   capMs: number;
+  /**
+   * The longest `retry-after` honoured by waiting, ms (default 4 000): an upstream that asks for
+   * longer is not retried here (the request fails over, or the 429 with its `retry-after` goes
+   * back to the client, which can wait without holding a connection).
+   */
+  maxRetryAfterMs: number;
 }
 
 export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
@@ -378,6 +388,7 @@ export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
   timeBudgetMs: 30_000,
   baseMs: 250,
   capMs: 4_000,
+  maxRetryAfterMs: 4_000,
 });
 
 /**
@@ -465,7 +476,9 @@ export class RetryBudget {
     if (this.#attempts >= this.policy.maxAttempts || this.attemptsOn(key) >= this.policy.attemptsPerEndpoint) return undefined;
     const remaining = this.remainingMs();
     if (remaining <= 0) return undefined;
-    if (retryAfterSeconds !== undefined && retryAfterSeconds * 1000 >= remaining) return undefined;
+    if (retryAfterSeconds !== undefined && (retryAfterSeconds * 1000 >= remaining || retryAfterSeconds * 1000 > this.policy.maxRetryAfterMs)) {
+      return undefined;
+    }
     const delay = backoffMs(this.attemptsOn(key) - 1, retryAfterSeconds, random, {
       baseMs: this.policy.baseMs,
       capMs: this.policy.capMs,

@@ -42,6 +42,8 @@ export function shutdownError(): GatewayError {
   return new GatewayError(
     'MR_ERR_UPSTREAM_UNAVAILABLE',
     'The gateway is shutting down and ended this request at its shutdown deadline; retry it.',
+    // Not an upstream failure: never retried here, never counted against an endpoint.
+    { reason: 'shutdown' },
   );
 }
 

@@ -14,6 +14,8 @@ import type { Config } from '../config/schema.js';
 import { createMeterFactory } from '../metering/request-meter.js';
 import { UsageWriter } from '../metering/usage-writer.js';
 import { Catalog } from '../routing/catalog.js';
+import { BreakerRegistry } from '../routing/breaker.js';
+import { Router } from '../routing/router.js';
 import { openDatabase, type Database } from '../storage/database.js';
 import { migrateToLatest } from '../storage/migrations.js';
 import { createRepositories, type Repositories } from '../storage/repositories.js';
@@ -32,6 +34,7 @@ export interface RunningGateway {
   accounting: Accounting;
   usageWriter: UsageWriter;
   catalog: Catalog;
+  router: Router;
   logger: Logger;
   /**
    * Graceful shutdown: `/healthz` turns 503 and new connections are refused at once; requests
@@ -86,6 +89,10 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       onError: (err) => logger.error({ errorName: err.name }, 'usage write failed; rows kept for retry'),
     });
     catalog = new Catalog(config);
+    const router = new Router(catalog, {
+      retryPolicy: config.retries,
+      breakers: new BreakerRegistry({ ...config.circuitBreaker, now }),
+    });
     let draining = false;
     // Into the process's own log stream, lines go in batches (≤ 50 ms); a stream a caller passed
     // (tests) gets each line at once.
@@ -96,6 +103,7 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
         authenticate: (h) => authenticator.authenticate(h),
         meter: createMeterFactory(usageWriter, accessLog, accounting, now),
         accounting,
+        router,
       },
       accessLog,
       logger,
@@ -127,6 +135,7 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       accounting,
       usageWriter,
       catalog: cat,
+      router,
       logger,
       stop: (stopOpts: StopOptions = {}) =>
         (stopping ??= (async () => {

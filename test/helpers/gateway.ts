@@ -46,6 +46,10 @@ export async function startTestGateway(
     dataDir: dir,
     secret: TEST_SECRET,
     log: { level: 'info' },
+    // Tests of one behaviour at a time: no retry of a failed upstream call and no breaker, unless
+    // a test asks for them (the fault matrix does).
+    retries: { attemptsPerEndpoint: 1 },
+    circuitBreaker: { failureThreshold: 1000 },
     ...cfg,
   });
   if (!config) throw new Error(`bad test config: ${JSON.stringify(problems)}`);
