@@ -13,7 +13,7 @@
 import { hash as oneShotHash } from 'node:crypto';
 import type { BillingMode, LimitReset, SpendSubject } from '../billing/accounting.js';
 import { GatewayError } from '../ir/errors.js';
-import type { KeyLookup } from '../storage/keys-repo.js';
+import type { KeyLookup, KeyRateLimits } from '../storage/keys-repo.js';
 import { hashApiKey, isWellFormedKey } from './api-key.js';
 
 /** The identity a request runs as, with the key's policy (cached with it). */
@@ -31,6 +31,8 @@ export interface AuthedKey extends SpendSubject {
   readonly billingMode: BillingMode;
   readonly spendLimitNano: number | null;
   readonly limitReset: LimitReset | null;
+  /** The key's own rate limits; null: the configured default applies. */
+  readonly rateLimits: Readonly<KeyRateLimits>;
 }
 
 /** Where key records come from on a cache miss (`KeysRepo` satisfies it). */
@@ -256,6 +258,7 @@ function toEntry(found: KeyLookup, expiresAt: number, refreshAt: number, default
         billingMode: found.accountBillingMode ?? defaultMode,
         spendLimitNano: found.spendLimitNano,
         limitReset: found.limitReset,
+        rateLimits: Object.freeze({ ...found.rateLimits }),
       });
   return { authed, keyId: found.keyId, expiresAt, refreshAt };
 }

@@ -23,6 +23,8 @@ import { admitChat, checkKeyMayCall, estimatePromptTokens, CHARS_PER_TOKEN } fro
 import { meterRequest, type GatewayContext, type MeterStart, type RequestMeter } from './context.js';
 import { parseRequestControls, withoutRequestControls } from '../routing/request-controls.js';
 import { AttemptSchedule, type Candidate } from '../routing/router.js';
+import type { RateTicket } from '../limits/limiter.js';
+import { admitProvider, admitRate, chatTokenEstimate } from './rate-limits.js';
 import { decorateCompletion, ChunkDecorator } from './decorate.js';
 import {
   SSEWriter,
@@ -50,9 +52,25 @@ export async function chatCompletions(ctx: GatewayContext, request: FastifyReque
   for (const model of controls.models) checkKeyMayCall(key, ctx.catalog.resolve(model, 'chat'));
   const plan = ctx.router.plan(controls.models, controls.provider, 'chat');
   const stream = body.stream === true;
-  const admission = await admitChat(ctx, key, plan.candidates, body, request);
+  const rate = await admitRate(ctx.limiter, ctx.rateDefaults, key, reply, () => chatTokenEstimate(plan.candidates[0]!, body));
+  let admission;
+  try {
+    admission = await admitChat(ctx, key, plan.candidates, body, request);
+  } catch (err) {
+    void rate?.finish(0);
+    throw err;
+  }
   const generationId = newGenerationId();
-  const start: MeterStart = { generationId, key, route: plan.candidates[0]!, streamed: stream, started, reqId: request.id, admission };
+  const start: MeterStart = {
+    generationId,
+    key,
+    route: plan.candidates[0]!,
+    streamed: stream,
+    started,
+    reqId: request.id,
+    admission,
+    rateTickets: rate ? [rate] : [],
+  };
   const meter = meterRequest(ctx, request, start);
   try {
     await routeAndRelay(ctx, plan.candidates, body, stream, generationId, reply, meter, start);
@@ -91,15 +109,20 @@ async function routeAndRelay(
     }
     const sentAt = performance.now();
     let prepared: Prepared | undefined;
+    let providerTicket: RateTicket | undefined;
     try {
+      providerTicket = await admitProvider(ctx.limiter, start.key, route);
       prepared = await startAttempt(route, body, stream, reply);
       // Non-streamed answers are read whole before anything is sent, so a bad body can still fail over.
       const json = stream ? undefined : await readJson(prepared.upstream, route.provider);
       schedule.succeeded();
+      if (providerTicket) start.rateTickets!.push(providerTicket);
+      providerTicket = undefined;
       const ttfbMs = performance.now() - sentAt;
       await deliver(ctx, route, prepared, json, body, stream, generationId, reply, meter, ttfbMs, sentAt);
       return;
     } catch (err) {
+      void providerTicket?.finish(0);
       if (prepared?.delivering) throw err; // bytes went to the client: no retry, no fallback
       lastError = err;
       if (clientGone(reply)) {

@@ -4,6 +4,8 @@ import type { IRUsage } from '../ir/usage.js';
 
 import type { AuthedKey } from '../auth/authenticator.js';
 import type { Router } from '../routing/router.js';
+import type { RateLimiter, RateTicket } from '../limits/limiter.js';
+import type { RateLimitDefaults } from './rate-limits.js';
 import type { Admission, SpendControl } from '../billing/accounting.js';
 
 export type { AuthedKey };
@@ -19,6 +21,8 @@ export interface MeterStart {
   reqId: string;
   /** The request's hold on its account's credits and key limit, if any. */
   admission?: Admission | undefined;
+  /** Rate-limit tickets to finish with the request's actual tokens (key/account, provider). */
+  rateTickets?: RateTicket[];
 }
 
 /** Records the outcome of one request exactly once: a usage row and an access-log line. */
@@ -41,6 +45,9 @@ export interface GatewayContext {
   accounting: SpendControl;
   /** Endpoint planning, circuit breakers and health (per process). */
   router: Router;
+  /** Rate limits (in memory, or shared through Redis) and their configured defaults. */
+  limiter: RateLimiter;
+  rateDefaults: RateLimitDefaults;
 }
 
 declare module 'fastify' {

@@ -10,6 +10,7 @@ import type { IREmbeddingsRequest } from '../ir/embeddings.js';
 import { emptyUsage, tokenCount } from '../ir/usage.js';
 import type { UpstreamRequest } from '../providers/provider.js';
 import { admitEmbeddings, checkKeyMayCall } from './admission.js';
+import { admitProvider, admitRate, embeddingsTokenEstimate } from './rate-limits.js';
 import { meterRequest, type GatewayContext } from './context.js';
 import { abortOnClientClose, clientGone, commonHeaders, newGenerationId, readJson, upstreamStarted } from './relay.js';
 
@@ -58,9 +59,20 @@ export async function embeddings(ctx: GatewayContext, request: FastifyRequest, r
     throw invalidRequest("'dimensions' must be a positive integer.", 'dimensions');
   }
   checkKeyMayCall(key, route);
-  const admission = await admitEmbeddings(ctx, key, route, request);
+  const rate = await admitRate(ctx.limiter, ctx.rateDefaults, key, reply, () => embeddingsTokenEstimate(route, body));
+  let admission;
+  let providerTicket;
+  try {
+    providerTicket = await admitProvider(ctx.limiter, key, route);
+    admission = await admitEmbeddings(ctx, key, route, request);
+  } catch (err) {
+    void rate?.finish(0);
+    void providerTicket?.finish(0);
+    throw err;
+  }
   const generationId = newGenerationId();
-  const meter = meterRequest(ctx, request, { generationId, key, route, streamed: false, started, reqId: request.id, admission });
+  const rateTickets = [rate, providerTicket].filter((t) => t !== undefined);
+  const meter = meterRequest(ctx, request, { generationId, key, route, streamed: false, started, reqId: request.id, admission, rateTickets });
 
   let up: UpstreamRequest;
   if (adapter.buildPassthroughEmbeddingsRequest) {

@@ -2,7 +2,7 @@
  * Turns the end of a request into a usage record (token counts only) and an access-log line.
  * Synchronous and non-throwing: the usage sink queues, it never delays the response.
  */
-import type { Accounting } from '../billing/accounting.js';
+import type { SpendControl } from '../billing/accounting.js';
 import { computeCost } from '../billing/cost.js';
 import { GatewayError } from '../ir/errors.js';
 import { emptyUsage, type IRUsage } from '../ir/usage.js';
@@ -10,7 +10,7 @@ import type { MeterStart, RequestMeter } from '../gateway/context.js';
 import type { AccessLog } from '../server/access-log.js';
 import type { UsageSink } from './usage-record.js';
 
-export function createMeterFactory(sink: UsageSink, log: AccessLog, accounting: Accounting, now: () => number = Date.now) {
+export function createMeterFactory(sink: UsageSink, log: AccessLog, accounting: SpendControl, now: () => number = Date.now) {
   return (start: MeterStart): RequestMeter => {
     let settled = false;
     const settle = (status: number, usage: IRUsage, costNano: number | undefined, estimated: boolean, errorCode?: string) => {
@@ -25,6 +25,10 @@ export function createMeterFactory(sink: UsageSink, log: AccessLog, accounting: 
         estimated = true;
       }
       accounting.settle(start.admission, start.generationId, cost);
+      if (start.rateTickets) {
+        const tokens = usage.promptTokens + usage.completionTokens;
+        for (const t of start.rateTickets) void t.finish(tokens);
+      }
       sink.record({
         id: start.generationId,
         keyId: start.key.keyId,

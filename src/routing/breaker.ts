@@ -190,6 +190,8 @@ export function classifyFailure(err: unknown): FailureKind {
   if (!(err instanceof GatewayError)) return 'fatal';
   // The gateway's own shutdown ends requests: nothing to retry, nothing wrong with the endpoint.
   if (err.reason === 'shutdown') return 'fatal';
+  // This gateway's cap on a provider (providers[].limits): try the next endpoint, no penalty.
+  if (err.code === 'MR_ERR_RATE_LIMITED' && err.upstreamStatus === undefined) return 'unsupported';
   const status = err.upstreamStatus;
   if (status !== undefined) {
     if (status === 401 || status === 403) return 'failover';

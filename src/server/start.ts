@@ -16,6 +16,8 @@ import { UsageWriter } from '../metering/usage-writer.js';
 import { Catalog } from '../routing/catalog.js';
 import { BreakerRegistry } from '../routing/breaker.js';
 import { Router } from '../routing/router.js';
+import { MemoryRateStore, RedisRateStore } from '../limits/store.js';
+import { RateLimiter } from '../limits/limiter.js';
 import { openDatabase, type Database } from '../storage/database.js';
 import { migrateToLatest } from '../storage/migrations.js';
 import { createRepositories, type Repositories } from '../storage/repositories.js';
@@ -35,6 +37,7 @@ export interface RunningGateway {
   usageWriter: UsageWriter;
   catalog: Catalog;
   router: Router;
+  limiter: RateLimiter;
   logger: Logger;
   /**
    * Graceful shutdown: `/healthz` turns 503 and new connections are refused at once; requests
@@ -93,6 +96,18 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       retryPolicy: config.retries,
       breakers: new BreakerRegistry({ ...config.circuitBreaker, now }),
     });
+    // Rate limits: shared through Redis when configured, else in this process's memory.
+    const rateStore = config.redis ? new RedisRateStore({ url: config.redis }) : new MemoryRateStore();
+    // Start with Redis connected when it is there; if it is not, the failure mode applies until it is.
+    if (rateStore instanceof RedisRateStore && !(await rateStore.ready(5_000))) {
+      logger.warn({ failureMode: config.limits.redisFailure }, 'Redis is not reachable at start; rate limits follow limits.redisFailure until it is');
+    }
+    const limiter = new RateLimiter({
+      store: rateStore,
+      onStoreFailure: config.limits.redisFailure,
+      onWarning: (message, err) =>
+        logger.warn({ errorName: err.name, failureMode: config.limits.redisFailure }, `rate-limit store unavailable: ${message}`),
+    });
     let draining = false;
     // Into the process's own log stream, lines go in batches (≤ 50 ms); a stream a caller passed
     // (tests) gets each line at once.
@@ -104,6 +119,8 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
         meter: createMeterFactory(usageWriter, accessLog, accounting, now),
         accounting,
         router,
+        limiter,
+        rateDefaults: { key: config.limits.key, account: config.limits.account },
       },
       accessLog,
       logger,
@@ -136,6 +153,7 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       usageWriter,
       catalog: cat,
       router,
+      limiter,
       logger,
       stop: (stopOpts: StopOptions = {}) =>
         (stopping ??= (async () => {
@@ -146,6 +164,7 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
           logger.flush();
           const drained = await drainHttp(app, { graceMs, cutUpstreams: (reason) => failUpstreamCalls(cat, reason) });
           await usageWriter.flush();
+          await rateStore.close().catch(() => undefined);
           accessLog.flush();
           // After a cut the pools are destroyed, and closing a destroyed pool rejects.
           await (drained.deadlineReached ? cat.close().catch(() => undefined) : cat.close());
