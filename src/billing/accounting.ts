@@ -17,7 +17,9 @@
  * State is read on first use and refreshed every `refreshMs` (so a top-up made by another
  * process, e.g. the CLI, is seen within that time); refreshes never run while a usage batch is
  * being written, so a charge is never counted twice or not at all. This is one process's view:
- * several gateway instances share limits through Redis (see docs/scaling.md when it lands).
+ * several gateway instances share credits and key limits through `RedisAccounting`
+ * (redis-accounting.ts, docs/billing.md "Several instances"). Callers type against
+ * `SpendControl`, which both implement with the same refusals.
  */
 import { GatewayError } from '../ir/errors.js';
 import type { UsageRecord } from '../storage/usage-repo.js';
@@ -93,13 +95,55 @@ interface KeyState extends Ledgered {
   window: number;
 }
 
-/** A request's hold on its account and key; settle it exactly once. */
+/**
+ * A request's hold on its account's credits and its key's limit, from `admit`; pass it to
+ * `settle` exactly once. Opaque: each implementation keeps its own state behind it.
+ */
 export interface Admission {
+  /** The worst case reserved, nano-USD. */
   readonly reserved: number;
-  readonly account: Ledgered | undefined;
-  readonly key: KeyState | undefined;
-  readonly limitReset: LimitReset | null;
-  settled: boolean;
+}
+
+/**
+ * Spending control as the request path, the usage writer and the management APIs use it:
+ * `Accounting` (this process's memory) or `RedisAccounting` (shared by gateway instances).
+ */
+export interface SpendControl {
+  /**
+   * Admits a request whose cost can reach `worstCaseNano`, reserving it; or throws 402
+   * (`MR_ERR_INSUFFICIENT_CREDITS`, reason `MR_ERR_INSUFFICIENT_CREDITS` or `MR_ERR_KEY_LIMIT`).
+   */
+  admit(subject: SpendSubject, worstCaseNano: number, describe: () => string): Promise<Admission>;
+  /** Ends a request: releases its reservation; its cost stays pending until its usage row is written. Never throws. */
+  settle(adm: Admission | undefined, generationId: string, costNano: number): void;
+  /** Wraps the usage insert, so that committed charges leave the pending state exactly when they are written. */
+  writeUsage(insert: (rows: UsageRecord[]) => Promise<void>): (rows: UsageRecord[]) => Promise<void>;
+  /** Credits added (or removed) by this process, after the ledger transaction committed. */
+  credited(accountId: string, amountNano: number): void;
+  /** Forgets the key's spend read from the database (reservations and pending charges are kept). */
+  invalidateKey(keyId: string): void;
+  /** Forgets the account's balance read from the database (reservations and pending charges are kept). */
+  invalidateAccount(accountId: string): void;
+  /** The key's spend since `since` (epoch ms): the database plus this process's pending charges, nano-USD. */
+  keySpent(subject: Pick<SpendSubject, 'keyId' | 'limitReset'>, since: number): Promise<number>;
+  /** This process's charges of the account not written yet, nano-USD. */
+  pendingFor(accountId: string): number;
+}
+
+/** Whether this caller's requests need admission at all (credits, or a key limit). */
+export function spendApplies(subject: SpendSubject): boolean {
+  return subject.billingMode === 'credits' || subject.spendLimitNano !== null;
+}
+
+/** The in-memory implementation's hold. */
+class MemoryAdmission implements Admission {
+  settled = false;
+  constructor(
+    readonly reserved: number,
+    readonly account: Ledgered | undefined,
+    readonly key: KeyState | undefined,
+    readonly limitReset: LimitReset | null,
+  ) {}
 }
 
 /** What a settled charge remembers until it is committed. */
@@ -112,7 +156,7 @@ interface PendingCharge {
   cost: number;
 }
 
-export class Accounting {
+export class Accounting implements SpendControl {
   readonly #source: AccountingSource;
   readonly #now: () => number;
   readonly #refreshMs: number;
@@ -131,7 +175,7 @@ export class Accounting {
 
   /** Whether this caller's requests need admission at all (credits, or a key limit). */
   static applies(subject: SpendSubject): boolean {
-    return subject.billingMode === 'credits' || subject.spendLimitNano !== null;
+    return spendApplies(subject);
   }
 
   /**
@@ -149,30 +193,19 @@ export class Accounting {
       const spent = key.db + key.pending + key.reserved;
       const left = subject.spendLimitNano - spent;
       if (left <= 0 || worstCaseNano > left) {
-        throw insufficient(
-          'MR_ERR_KEY_LIMIT',
-          left <= 0
-            ? `This API key has reached its spend limit of $${formatUsd(subject.spendLimitNano)}${resetText(subject.limitReset, this.#now())}.`
-            : `This request may cost up to $${formatUsd(worstCaseNano)} (${describe()}), more than the $${formatUsd(left)} left of this API key's spend limit${resetText(subject.limitReset, this.#now())}; lower max_tokens or raise the limit.`,
-        );
+        throw keyLimitRefusal(subject, worstCaseNano, left, describe, this.#now());
       }
     }
     if (account !== undefined) {
       const balance = account.db - account.pending;
       const available = balance - account.reserved;
-      if (balance <= 0) {
-        throw insufficient('MR_ERR_INSUFFICIENT_CREDITS', `The account has no credits left (balance $${formatUsd(balance)}); add credits to continue.`);
-      }
-      if (worstCaseNano > available) {
-        throw insufficient(
-          'MR_ERR_INSUFFICIENT_CREDITS',
-          `This request may cost up to $${formatUsd(worstCaseNano)} (${describe()}), more than the $${formatUsd(Math.max(0, available))} of credits available; lower max_tokens or add credits.`,
-        );
+      if (balance <= 0 || worstCaseNano > available) {
+        throw creditsRefusal(worstCaseNano, balance, available, describe);
       }
     }
     if (account) account.reserved += worstCaseNano;
     if (key) key.reserved += worstCaseNano;
-    return { reserved: worstCaseNano, account, key, limitReset: subject.limitReset, settled: false };
+    return new MemoryAdmission(worstCaseNano, account, key, subject.limitReset);
   }
 
   /**
@@ -180,7 +213,7 @@ export class Accounting {
    * sees the usage row. `charged` says whether that row charges the ledger.
    */
   settle(adm: Admission | undefined, generationId: string, costNano: number): void {
-    if (adm === undefined || adm.settled) return;
+    if (!(adm instanceof MemoryAdmission) || adm.settled) return;
     adm.settled = true;
     const { account, key } = adm;
     if (account) account.reserved -= adm.reserved;
@@ -344,7 +377,42 @@ function insufficient(reason: 'MR_ERR_INSUFFICIENT_CREDITS' | 'MR_ERR_KEY_LIMIT'
   return new GatewayError('MR_ERR_INSUFFICIENT_CREDITS', message, { reason });
 }
 
-function accountingUnavailable(cause: unknown): GatewayError {
+/**
+ * The 402 of a key spend limit: `left` is the limit minus what the key spent in its window and
+ * holds in flight (≤ 0: the limit is reached). Shared by both implementations.
+ */
+export function keyLimitRefusal(
+  subject: Pick<SpendSubject, 'spendLimitNano' | 'limitReset'>,
+  worstCaseNano: number,
+  left: number,
+  describe: () => string,
+  now: number,
+): GatewayError {
+  const limit = subject.spendLimitNano ?? 0;
+  return insufficient(
+    'MR_ERR_KEY_LIMIT',
+    left <= 0
+      ? `This API key has reached its spend limit of $${formatUsd(limit)}${resetText(subject.limitReset, now)}.`
+      : `This request may cost up to $${formatUsd(worstCaseNano)} (${describe()}), more than the $${formatUsd(left)} left of this API key's spend limit${resetText(subject.limitReset, now)}; lower max_tokens or raise the limit.`,
+  );
+}
+
+/**
+ * The 402 of credits: `balance` is the balance minus pending charges, `available` that minus
+ * the reservations in flight. Shared by both implementations.
+ */
+export function creditsRefusal(worstCaseNano: number, balance: number, available: number, describe: () => string): GatewayError {
+  if (balance <= 0) {
+    return insufficient('MR_ERR_INSUFFICIENT_CREDITS', `The account has no credits left (balance $${formatUsd(balance)}); add credits to continue.`);
+  }
+  return insufficient(
+    'MR_ERR_INSUFFICIENT_CREDITS',
+    `This request may cost up to $${formatUsd(worstCaseNano)} (${describe()}), more than the $${formatUsd(Math.max(0, available))} of credits available; lower max_tokens or add credits.`,
+  );
+}
+
+/** 500: the database could not be read for a first (or forced) load. */
+export function accountingUnavailable(cause: unknown): GatewayError {
   const e = new GatewayError('MR_ERR_INTERNAL', 'Spending limits cannot be checked right now.');
   e.cause = cause;
   return e;

@@ -8,7 +8,9 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { KeyAuthenticator } from '../auth/authenticator.js';
-import { Accounting } from '../billing/accounting.js';
+import { Accounting, type SpendControl } from '../billing/accounting.js';
+import { RedisAccounting } from '../billing/redis-accounting.js';
+import { Redis } from 'ioredis';
 import { loadOrCreateSecret } from '../auth/secret.js';
 import type { Config } from '../config/schema.js';
 import { createMeterFactory } from '../metering/request-meter.js';
@@ -33,7 +35,7 @@ export interface RunningGateway {
   database: Database;
   repos: Repositories;
   authenticator: KeyAuthenticator;
-  accounting: Accounting;
+  accounting: SpendControl;
   usageWriter: UsageWriter;
   catalog: Catalog;
   router: Router;
@@ -78,13 +80,36 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
     const now = opts.now ?? Date.now;
     const repos = createRepositories(database.db, now, database.sqlite);
     const authenticator = new KeyAuthenticator(repos.keys, secret, { now, defaultBillingMode: config.billing.mode });
-    const accounting = new Accounting(
-      {
-        balance: (accountId) => repos.ledger.balance(accountId),
-        keySpend: (keyId, since) => repos.usage.sumCost({ keyId, since }),
-      },
-      { now, refreshMs: config.billing.refreshMs },
-    );
+    const spendSource = {
+      balance: (accountId: string) => repos.ledger.balance(accountId),
+      keySpend: (keyId: string, since: number) => repos.usage.sumCost({ keyId, since }),
+    };
+    // Credits and key spend limits: shared through Redis when configured (several instances),
+    // else held in this process.
+    let billingRedis: Redis | undefined;
+    let accounting: SpendControl;
+    if (config.redis) {
+      billingRedis = new Redis(config.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 200, lazyConnect: false });
+      billingRedis.on('error', () => {}); // reported through onWarning; never an unhandled 'error'
+      const client = billingRedis;
+      await new Promise<void>((resolve) => {
+        if (client.status === 'ready') return resolve();
+        const timer = setTimeout(resolve, 5_000);
+        client.once('ready', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      accounting = new RedisAccounting(spendSource, {
+        redis: billingRedis,
+        onStoreFailure: config.limits.redisFailure,
+        now,
+        refreshMs: config.billing.refreshMs,
+        onWarning: (message, err) => logger.warn({ errorName: err.name, failureMode: config.limits.redisFailure }, message),
+      });
+    } else {
+      accounting = new Accounting(spendSource, { now, refreshMs: config.billing.refreshMs });
+    }
     const usageWriter = new UsageWriter(accounting.writeUsage((rows) => repos.usage.insertUsage(rows)), {
       // Fewer, larger batches: each statement has a fixed cost; a crash loses at most this window.
       flushIntervalMs: 20,
@@ -165,6 +190,8 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
           const drained = await drainHttp(app, { graceMs, cutUpstreams: (reason) => failUpstreamCalls(cat, reason) });
           await usageWriter.flush();
           await rateStore.close().catch(() => undefined);
+          if (accounting instanceof RedisAccounting) await accounting.close().catch(() => undefined);
+          billingRedis?.disconnect();
           accessLog.flush();
           // After a cut the pools are destroyed, and closing a destroyed pool rejects.
           await (drained.deadlineReached ? cat.close().catch(() => undefined) : cat.close());
