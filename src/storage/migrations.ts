@@ -138,6 +138,30 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
       }
     }),
   },
+
+  '0004_audit_log': {
+    // Who changed which account, key or credits, and when: ids and fixed words only (no email,
+    // no key name, no amount, no free text). No foreign keys: rows outlive deleted keys, and
+    // are never updated or deleted.
+    up: atomic(async (db) => {
+      await db.schema
+        .createTable('audit_log')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addColumn('actor_kind', 'text', (c) => c.notNull())
+        .addColumn('actor_id', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('account_id', 'text', (c) => c.notNull())
+        .addColumn('key_id', 'text')
+        .addColumn('ledger_id', 'text')
+        .execute();
+      await db.schema.createIndex('audit_log_account_id_at_idx').on('audit_log').columns(['account_id', 'at']).execute();
+      await db.schema.createIndex('audit_log_at_idx').on('audit_log').column('at').execute();
+    }),
+    down: atomic(async (db) => {
+      await db.schema.dropTable('audit_log').execute();
+    }),
+  },
 });
 
 /**
@@ -179,7 +203,14 @@ export async function createMigrator(database: Database): Promise<Migrator> {
 /** Applies every pending migration; returns the names applied (empty when up to date). */
 export async function migrateToLatest(database: Database): Promise<string[]> {
   const migrator = await createMigrator(database);
-  const { error, results = [] } = await migrator.migrateToLatest();
+  let { error, results = [] } = await migrator.migrateToLatest();
+  // Kysely looks for its bookkeeping tables by listing the tables of EVERY schema; on PostgreSQL a
+  // schema that another client drops during that listing makes it fail with 3F000 ("schema does
+  // not exist") before anything is applied. That is transient: look again.
+  for (let retry = 0; retry < 3 && error !== undefined && isDroppedSchemaRace(error, results); retry++) {
+    await new Promise((r) => setTimeout(r, 50 * (retry + 1)));
+    ({ error, results = [] } = await migrator.migrateToLatest());
+  }
   if (error !== undefined) {
     const failed = results.find((r) => r.status === 'Error')?.migrationName;
     const reason = error instanceof Error ? error.message : String(error);
@@ -189,6 +220,10 @@ export async function migrateToLatest(database: Database): Promise<string[]> {
     );
   }
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+function isDroppedSchemaRace(error: unknown, results: readonly { status: string }[]): boolean {
+  return (error as { code?: string } | null)?.code === '3F000' && results.every((r) => r.status !== 'Success');
 }
 
 /** Migration names in order, with whether each has been applied. */
