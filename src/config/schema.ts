@@ -128,6 +128,8 @@ export const providerSchema = z
         headers: z.number().int().positive().default(300_000),
         /** Between two body chunks (stream idle). */
         body: z.number().int().positive().default(300_000),
+        /** The whole call, first byte to last (unset: no limit beyond the others). */
+        total: z.number().int().positive().optional(),
       })
       .strict()
       .default({ connect: 10_000, headers: 300_000, body: 300_000 }),

@@ -37,6 +37,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   #ended = false;
   #failed: GatewayError | undefined;
   #isStarted = false;
+  #clearTotal: (() => void) | undefined;
 
   constructor(private readonly providerId: string) {
     this.started = new Promise<void>((resolve, reject) => {
@@ -66,11 +67,13 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.#clearTotal?.();
     this.#ended = true;
     this.#consumer?.end();
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.#clearTotal?.();
     const gwErr = transportError(err, this.providerId);
     this.#failed = gwErr;
     if (!this.#isStarted) this.#rejectStart(gwErr);
@@ -78,10 +81,23 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   }
 
   /** Cancels the request (the client went away). Safe to call at any time, more than once. */
-  abort(): void {
+  /**
+   * Cancels the request (the client went away, or `reason`: e.g. the total timeout). Safe to call
+   * at any time, more than once.
+   */
+  abort(reason?: GatewayError): void {
     if (this.#abortReason || this.#ended || this.#failed) return;
-    this.#abortReason = new Error('client closed the request');
+    this.#abortReason = reason ?? new Error('client closed the request');
     this.#controller?.abort(this.#abortReason);
+  }
+
+  /** Ends the call with a timeout error if it is still running after `ms` (the provider's total timeout). */
+  limitTotal(ms: number): void {
+    const timer = setTimeout(() => {
+      this.abort(new GatewayError('MR_ERR_UPSTREAM_TIMEOUT', `Provider '${this.providerId}' did not finish within ${ms} ms.`));
+    }, ms);
+    timer.unref();
+    this.#clearTotal = () => clearTimeout(timer);
   }
 
   pause(): void {
@@ -163,6 +179,7 @@ export class UpstreamClient {
       call.onResponseError(undefined as never, new GatewayError('MR_ERR_INTERNAL', 'Upstream URL does not match the provider origin.'));
       return call;
     }
+    if (this.cfg.timeouts.total !== undefined) call.limitTotal(this.cfg.timeouts.total);
     this.pool.dispatch({ method: 'POST', path: url.pathname + url.search, headers: up.headers, body: up.body }, call);
     return call;
   }
