@@ -115,7 +115,7 @@ async function routeAndRelay(
       prepared = await startAttempt(route, body, stream, reply);
       // Non-streamed answers are read whole before anything is sent, so a bad body can still fail over.
       const json = stream ? undefined : await readJson(prepared.upstream, route.provider);
-      schedule.succeeded();
+      schedule.succeeded(!stream); // a stream's breaker verdict comes when it ends (deliver)
       if (providerTicket) start.rateTickets!.push(providerTicket);
       providerTicket = undefined;
       const ttfbMs = performance.now() - sentAt;
@@ -203,34 +203,51 @@ async function deliver(
     return;
   }
 
-  const writer = new SSEWriter(reply, headers, upstream);
+  // SSEWriter writes the head on the raw response, which headers set on the reply never reach:
+  // pass those (x-maxrouter-attempts, x-ratelimit-*) along, as a non-streamed answer sends them.
+  const writer = new SSEWriter(reply, { ...replyHeaders(reply), ...headers }, upstream);
   const promptEstimate = () => estimatePromptTokens(body);
-  const onFailure = () => {
-    // A stream that fails after its first byte is not retried, but it counts against the endpoint.
-    if (healthKey !== undefined) ctx.router.breakers.get(healthKey).failure();
-  };
-  let outcome: StreamOutcome;
-  if (passthrough) {
-    outcome = await relayPassthroughStream(upstream, writer, reply, route, meter, includeUsage, generationId, promptEstimate);
-  } else {
-    const encoder = new OpenAIStreamEncoder(
-      generationId,
-      route.upstreamModel,
-      Math.floor(Date.now() / 1000),
-      includeUsage,
-      route.provider.id,
-      (usage) => computeCost(usage, route.prices),
-    );
-    outcome = await relayTranslatedStream(upstream, writer, reply, route, meter, encoder, promptEstimate);
+  let outcome: StreamOutcome | undefined;
+  try {
+    if (passthrough) {
+      outcome = await relayPassthroughStream(upstream, writer, reply, route, meter, includeUsage, generationId, promptEstimate);
+    } else {
+      const encoder = new OpenAIStreamEncoder(
+        generationId,
+        route.upstreamModel,
+        Math.floor(Date.now() / 1000),
+        includeUsage,
+        route.provider.id,
+        (usage) => computeCost(usage, route.prices),
+      );
+      outcome = await relayTranslatedStream(upstream, writer, reply, route, meter, encoder, promptEstimate);
+    }
+  } finally {
+    // The breaker's verdict on a stream, held back when its headers came (`schedule.succeeded(false)`):
+    // one that fails after its first byte is not retried, but it counts against the endpoint.
+    if (healthKey !== undefined) {
+      const breaker = ctx.router.breakers.get(healthKey);
+      if (outcome === undefined) breaker.release();
+      else if (outcome.failed) breaker.failure();
+      else breaker.success();
+    }
   }
-  if (outcome.failed) onFailure();
-  else recordHealth(outcome.completionTokens);
+  if (!outcome.failed) recordHealth(outcome.completionTokens);
 }
 
 /** What a relayed stream ended with. */
 interface StreamOutcome {
   failed: boolean;
   completionTokens: number;
+}
+
+/** The headers set on the reply so far, as strings. */
+function replyHeaders(reply: FastifyReply): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(reply.getHeaders())) {
+    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(', ') : String(value);
+  }
+  return out;
 }
 
 function clientClosed(): GatewayError {

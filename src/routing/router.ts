@@ -111,7 +111,7 @@ export class Router {
    * `only`/`ignore` rule out, those the data policy (`zdr`, `dataCollection`) or `maxPrice` rule
    * out, and those whose breaker is open; ordered by `order` (listed providers first, in that
    * order), then by `sort`, else by weighted random choice among endpoints with a closed breaker
-   * followed by the half-open ones. With `allowFallbacks: false` only the first model counts, and
+   * preceded by a half-open one whose probe is free. With `allowFallbacks: false` only the first model counts, and
    * only its endpoints in `order` (without `order`: the single endpoint ordered first).
    *
    * Throws (nothing is ever sent to an endpoint that was ruled out):
@@ -208,15 +208,17 @@ export class Router {
   }
 
   /**
-   * Endpoints not placed by `order`: by `sort`, else weighted random; either way those with a
-   * closed breaker before the half-open ones (which only a single probe may reach).
+   * Endpoints not placed by `order`: by `sort`, else weighted random. A half-open endpoint whose
+   * single probe is free goes first: the next request is its probe (and falls back to the others
+   * if the probe fails), so a recovered endpoint gets its share back after one cool-down instead
+   * of waiting for every other endpoint to fail.
    */
   #arrange(list: Candidate[], controls: ProviderControls): Candidate[] {
     if (list.length <= 1) return list;
     const closed = list.filter((c) => this.breakers.state(c.key) === 'closed');
     const probing = list.filter((c) => this.breakers.state(c.key) !== 'closed');
     const arrange = (group: Candidate[]) => (controls.sort ? this.#sorted(group, controls.sort) : weightedOrder(group, this.#random));
-    return [...arrange(closed), ...arrange(probing)];
+    return [...arrange(probing), ...arrange(closed)];
   }
 
   #sorted(list: Candidate[], sort: 'price' | 'latency' | 'throughput'): Candidate[] {
@@ -579,10 +581,14 @@ export class AttemptSchedule {
     return undefined;
   }
 
-  /** The attempt answered (2xx). */
-  succeeded(): void {
+  /**
+   * The attempt answered (2xx). `judged: false` leaves the breaker's verdict to the caller: a
+   * stream is judged when it ends, since one that fails after its first byte is a failure of
+   * the endpoint (a half-open probe stays reserved until then).
+   */
+  succeeded(judged = true): void {
     const c = this.#take();
-    this.#breakers?.get(c.key).success();
+    if (judged) this.#breakers?.get(c.key).success();
     this.#done = true;
   }
 

@@ -314,12 +314,12 @@ describe('plan: circuit breakers', () => {
     expect(e.message).toContain("circuit breaker open: alpha, gamma for 'm/multi'");
   });
 
-  it('includes a half-open endpoint after the closed ones, and leaves it out while its probe is in flight', () => {
+  it('puts a half-open endpoint first for its single probe, and leaves it out while the probe is in flight', () => {
     const { router, breakers, clock } = setup();
     trip(breakers, 'alpha:multi-a');
     clock.advance(30_000);
     expect(breakers.state('alpha:multi-a')).toBe('half-open');
-    expect(providers(planBody(router, { model: 'm/multi', provider: { sort: 'price' } }))).toEqual(['beta', 'gamma', 'alpha']);
+    expect(providers(planBody(router, { model: 'm/multi', provider: { sort: 'price' } }))).toEqual(['alpha', 'beta', 'gamma']);
     expect(providers(planBody(router, { model: 'm/multi', provider: { order: ['alpha'] } }))[0]).toBe('alpha');
     expect(breakers.get('alpha:multi-a').allow()).toBe(true); // the probe
     expect(providers(planBody(router, { model: 'm/multi', provider: { sort: 'price' } }))).toEqual(['beta', 'gamma']);
