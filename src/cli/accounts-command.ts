@@ -1,6 +1,10 @@
-/** `maxrouter accounts create|list|disable|enable|billing` */
+/**
+ * `maxrouter accounts create|list|disable|enable|billing`. Every change writes an `audit_log` row
+ * (actor `cli`) in the same transaction.
+ */
 import { formatUsd } from '../billing/money.js';
 import { AccountsRepo } from '../storage/accounts-repo.js';
+import { AuditRepo, CLI_ACTOR } from '../storage/audit-repo.js';
 import { DuplicateEmailError } from '../storage/errors.js';
 import {
   type CliContext,
@@ -66,7 +70,11 @@ async function create(argv: string[], ctx: CliContext): Promise<number> {
   const email = values.email;
   return withDatabase(ctx, async ({ db }) => {
     try {
-      const account = await new AccountsRepo(db).createAccount(email);
+      const account = await new AuditRepo(db).transaction(async (tx) => {
+        const created = await tx.accounts.createAccount(email);
+        await tx.audit.record({ actor: CLI_ACTOR, action: 'account.created', accountId: created.id });
+        return created;
+      });
       ctx.stdout(`${account.id} ${account.email}\n`);
       return EXIT_OK;
     } catch (err) {
@@ -118,7 +126,10 @@ async function setDisabled(argv: string[], ctx: CliContext, disabled: boolean): 
       ctx.stdout(`account ${account.id} (${account.email}) is already ${verb}\n`);
       return EXIT_OK;
     }
-    await new AccountsRepo(db).setDisabled(account.id, disabled);
+    await new AuditRepo(db).transaction(async (tx) => {
+      await tx.accounts.setDisabled(account.id, disabled);
+      await tx.audit.record({ actor: CLI_ACTOR, action: disabled ? 'account.disabled' : 'account.enabled', accountId: account.id });
+    });
     ctx.stdout(`${verb} account ${account.id} (${account.email})\n`);
     ctx.stderr(CACHE_NOTE);
     return EXIT_OK;
@@ -140,7 +151,14 @@ async function billing(argv: string[], ctx: CliContext): Promise<number> {
   return withDatabase(ctx, async ({ db }) => {
     const account = await findAccount(ctx, db, email);
     if (!account) return EXIT_FAILURE;
-    await new AccountsRepo(db).setBillingMode(account.id, mode === 'default' ? null : mode);
+    const next = mode === 'default' ? null : mode;
+    // Setting the mode it already has changes nothing and is not recorded.
+    if (next !== account.billingMode) {
+      await new AuditRepo(db).transaction(async (tx) => {
+        await tx.accounts.setBillingMode(account.id, next);
+        await tx.audit.record({ actor: CLI_ACTOR, action: 'account.billing_mode_changed', accountId: account.id });
+      });
+    }
     const shown = mode === 'default' && ctx.defaultBillingMode ? `default (${ctx.defaultBillingMode})` : mode;
     ctx.stdout(`account ${account.id} (${account.email}) billing mode: ${shown}\n`);
     ctx.stderr(CACHE_NOTE);

@@ -1,5 +1,9 @@
-/** `maxrouter credits add|show`: an account's prepaid credits (the ledger). */
+/**
+ * `maxrouter credits add|show`: an account's prepaid credits (the ledger). `add` writes an
+ * `audit_log` row (actor `cli`) right after the ledger row, which commits in its own transaction.
+ */
 import { formatUsd, usdToNano } from '../billing/money.js';
+import { AuditRepo, CLI_ACTOR } from '../storage/audit-repo.js';
 import { InvalidFieldError } from '../storage/errors.js';
 import { LedgerRepo } from '../storage/ledger-repo.js';
 import { UsageRepo } from '../storage/usage-repo.js';
@@ -84,8 +88,25 @@ async function add(argv: string[], ctx: CliContext): Promise<number> {
       if (err instanceof InvalidFieldError && err.field === 'reason') throw new CliUsageError(`--reason: ${err.message}`);
       throw err;
     }
+    // The ledger row committed in its own transaction; its audit row comes right after.
+    let auditError: unknown;
+    try {
+      await new AuditRepo(db).record({
+        actor: CLI_ACTOR,
+        action: kind === 'adjustment' ? 'credits.adjusted' : 'credits.added',
+        accountId: account.id,
+        ledgerId: result.entry.id,
+      });
+    } catch (err) {
+      auditError = err;
+    }
     const verb = amountNano > 0 ? 'added' : 'removed';
     ctx.stdout(`${verb} $${formatUsd(Math.abs(amountNano))} (${kind}); balance of ${account.email}: $${formatUsd(result.balanceNano)}\n`);
+    if (auditError !== undefined) {
+      const reason = auditError instanceof Error ? auditError.message : String(auditError);
+      ctx.stderr(`error: the ${kind} was applied (ledger entry ${result.entry.id}), but its audit-log row could not be written: ${reason}; do not repeat it\n`);
+      return EXIT_FAILURE;
+    }
     if ((account.billingMode ?? ctx.defaultBillingMode ?? 'track') !== 'credits') {
       ctx.stderr(`note: ${account.email} is not billed from its credits until its billing mode is credits (maxrouter accounts billing)\n`);
     }

@@ -2,10 +2,12 @@
  * `maxrouter keys create|list|revoke`. `create` prints only the raw key (plus a newline) on
  * stdout, so `KEY=$(maxrouter keys create --email …)` works; everything else goes to stderr.
  * No command ever prints a key hash, and the key itself is printed only by `create`, once.
+ * `create` and `revoke` write an `audit_log` row (actor `cli`) in the same transaction.
  */
 import { generateApiKey, generateKeyId, hashApiKey, last4, maskedKey } from '../auth/api-key.js';
 import { loadOrCreateSecret } from '../auth/secret.js';
 import { usdToNano } from '../billing/money.js';
+import { AuditRepo, CLI_ACTOR } from '../storage/audit-repo.js';
 import { KeysRepo, MAX_ALLOWED_MODELS, MAX_MODEL_ID_LENGTH, type KeySettings } from '../storage/keys-repo.js';
 import {
   type CliContext,
@@ -167,13 +169,16 @@ async function create(argv: string[], ctx: CliContext): Promise<number> {
     const secret = await loadOrCreateSecret({ secret: ctx.secret, dataDir: ctx.dataDir });
     const key = generateApiKey();
     const id = generateKeyId();
-    await new KeysRepo(db).insertKey({
-      id,
-      accountId: account.id,
-      name: name || null,
-      keyHash: hashApiKey(key, secret),
-      last4: last4(key),
-      ...settings,
+    await new AuditRepo(db).transaction(async (tx) => {
+      await tx.keys.insertKey({
+        id,
+        accountId: account.id,
+        name: name || null,
+        keyHash: hashApiKey(key, secret),
+        last4: last4(key),
+        ...settings,
+      });
+      await tx.audit.record({ actor: CLI_ACTOR, action: 'key.created', accountId: account.id, keyId: id });
     });
     ctx.stdout(key + '\n');
     const kind = settings.kind === 'management' ? 'management key' : 'key';
@@ -227,7 +232,10 @@ async function revoke(argv: string[], ctx: CliContext): Promise<number> {
       ctx.stdout(`key ${before.id} was already revoked at ${formatTime(before.revokedAt)}\n`);
       return EXIT_OK;
     }
-    await keys.revokeKey(id);
+    await new AuditRepo(db).transaction(async (tx) => {
+      await tx.keys.revokeKey(before.id);
+      await tx.audit.record({ actor: CLI_ACTOR, action: 'key.revoked', accountId: before.accountId, keyId: before.id });
+    });
     ctx.stdout(`revoked key ${before.id}\n`);
     // Servers cache key records; another process learns of the revoke when its entry expires.
     ctx.stderr('running servers reject it within 30 seconds (their key cache lifetime)\n');

@@ -2,6 +2,7 @@
  * The configuration file's schema: a public contract. Extend it; never rename a field.
  * `maxrouter serve --config FILE` (YAML; JSON is valid YAML); `${VAR}` interpolates env vars.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { usdToNano } from '../billing/money.js';
 
@@ -144,15 +145,84 @@ export const providerSchema = z
   })
   .strict();
 
+const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** One `http.trustProxy` entry: an IP address, a CIDR range, or one of proxy-addr's names. */
+export function isTrustProxyEntry(s: string): boolean {
+  if (PROXY_KEYWORDS.has(s)) return true;
+  const slash = s.indexOf('/');
+  if (slash < 0) return isIP(s) !== 0;
+  const family = isIP(s.slice(0, slash));
+  const bits = s.slice(slash + 1);
+  if (family === 0 || !/^\d{1,3}$/.test(bits)) return false;
+  return Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+const trustProxyEntry = z
+  .string()
+  .refine(isTrustProxyEntry, 'must be an IP address, a CIDR range (e.g. 10.0.0.0/8), loopback, linklocal or uniquelocal');
+
+export const HTTP_DEFAULTS = {
+  trustProxy: false,
+  headersTimeoutMs: 30_000,
+  requestTimeoutMs: 300_000,
+  keepAliveTimeoutMs: 72_000,
+  maxJsonDepth: 64,
+  maxJsonItems: 100_000,
+} as const;
+
+export const httpSchema = z
+  .object({
+    /**
+     * Which peers' `X-Forwarded-For` / `-Proto` / `-Host` to believe (Fastify's `trustProxy`):
+     * `false` (none, default), `true` (any), or the proxies' addresses and CIDR ranges. No hop
+     * count: it cannot tell a proxy from a client, and Fastify trusts nothing with one.
+     */
+    trustProxy: z
+      .union([z.boolean(), trustProxyEntry, z.array(trustProxyEntry).min(1)], {
+        error: 'must be true, false, or the proxies as addresses and CIDR ranges (a string or a list)',
+      })
+      .default(HTTP_DEFAULTS.trustProxy),
+    /** A client must send its request headers within this many ms of starting the request (HTTP/1.1). */
+    headersTimeoutMs: z.number().int().positive().max(3_600_000).default(HTTP_DEFAULTS.headersTimeoutMs),
+    /** A client must send the whole request, body included, within this many ms; the response is not limited by it. */
+    requestTimeoutMs: z.number().int().positive().max(3_600_000).default(HTTP_DEFAULTS.requestTimeoutMs),
+    /** An idle connection (HTTP/1.1 keep-alive, HTTP/2 session) is closed after this many ms. */
+    keepAliveTimeoutMs: z.number().int().positive().max(3_600_000).default(HTTP_DEFAULTS.keepAliveTimeoutMs),
+    /** Deepest nesting of arrays and objects accepted in a JSON request body. */
+    maxJsonDepth: z.number().int().min(1).max(10_000).default(HTTP_DEFAULTS.maxJsonDepth),
+    /** Most elements in one JSON array (or members in one object) of a request body. */
+    maxJsonItems: z.number().int().min(1).max(100_000_000).default(HTTP_DEFAULTS.maxJsonItems),
+  })
+  .strict()
+  .superRefine((h, ctx) => {
+    // Node refuses a headers timeout longer than the request timeout.
+    if (h.headersTimeoutMs > h.requestTimeoutMs) {
+      ctx.addIssue({ code: 'custom', path: ['headersTimeoutMs'], message: `must not exceed requestTimeoutMs (${h.requestTimeoutMs})` });
+    }
+  });
+
 export const configSchema = z
   .object({
     listen: z
       .object({
         host: z.string().default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8787),
+        /** Serve HTTPS (TLS 1.3 only, HTTP/2 and HTTP/1.1): paths to PEM files, read at start. Absent: plain HTTP. */
+        tls: z
+          .object({
+            /** The certificate chain (PEM), leaf first. */
+            cert: z.string().min(1),
+            /** The private key (PEM, unencrypted). */
+            key: z.string().min(1),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .default({ host: '127.0.0.1', port: 8787 }),
+    /** The client-facing HTTP server: proxies in front, timeouts against slow clients, JSON body limits. */
+    http: httpSchema.default(HTTP_DEFAULTS),
     /** `sqlite:PATH` (default `sqlite:./data/maxrouter.db`) or `postgres://…`. */
     database: z
       .string()
@@ -275,3 +345,5 @@ export type ProviderConfig = z.output<typeof providerSchema>;
 export type ModelConfig = z.output<typeof modelSchema>;
 export type EndpointConfig = z.output<typeof endpointSchema>;
 export type Pricing = z.output<typeof pricingSchema>;
+export type HttpConfig = z.output<typeof httpSchema>;
+export type TlsConfig = NonNullable<Config['listen']['tls']>;

@@ -111,7 +111,7 @@ export class SSEWriter {
     this.reply.raw.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
-      connection: 'keep-alive',
+      // (No `connection` header: HTTP/1.1 keeps the connection anyway, and HTTP/2 forbids it.)
       'x-accel-buffering': 'no',
       ...this.headers,
     });

@@ -7,6 +7,9 @@
  * `GatewayError` and rendered by the app's error handler. Answers are built from ids, counts,
  * amounts and settings only. Money is integer nano-USD inside and USD numbers on the wire.
  *
+ * Every change (a key created, updated or deleted) writes an `audit_log` row naming the
+ * management key that made it, in the same transaction as the change.
+ *
  * @see https://openrouter.ai/docs/api/api-reference
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -18,6 +21,7 @@ import { nanoToUsd, usdToNano } from '../billing/money.js';
 import type { GatewayContext } from '../gateway/context.js';
 import { GatewayError } from '../ir/errors.js';
 import type { Catalog } from '../routing/catalog.js';
+import { managementKeyActor, type AuditActor } from '../storage/audit-repo.js';
 import { InvalidFieldError } from '../storage/errors.js';
 import { MAX_ALLOWED_MODELS, MAX_KEY_NAME_LENGTH, type ApiKeyPatch, type ApiKeySummary } from '../storage/keys-repo.js';
 import type { Repositories } from '../storage/repositories.js';
@@ -222,28 +226,35 @@ async function storage<T>(work: Promise<T>): Promise<T> {
   }
 }
 
-/** Creates a key for the account; the answer holds the key itself, shown this once. */
+/**
+ * Creates a key for the account; the answer holds the key itself, shown this once. The key and
+ * its `key.created` audit row (by `actor`) are written in one transaction.
+ */
 export async function createKey(
   ctx: GatewayContext,
   deps: Pick<AccountApiDeps, 'repos' | 'secret' | 'now'>,
   accountId: string,
   input: KeyCreateInput,
+  actor: AuditActor,
 ): Promise<{ data: KeyView; key: string }> {
   const key = generateApiKey();
   const id = generateKeyId();
   await storage(
-    deps.repos.keys.insertKey({
-      id,
-      accountId,
-      name: input.name,
-      keyHash: hashApiKey(key, deps.secret),
-      last4: last4(key),
-      kind: input.kind ?? 'inference',
-      spendLimitNano: input.limit ?? null,
-      limitReset: input.limit_reset ?? null,
-      expiresAt: input.expires_at ?? null,
-      allowedModels: input.allowed_models ?? null,
-      ...(input.rate_limit ? { rateLimits: rateLimitsOf(input.rate_limit) } : {}),
+    deps.repos.audit.transaction(async (tx) => {
+      await tx.keys.insertKey({
+        id,
+        accountId,
+        name: input.name,
+        keyHash: hashApiKey(key, deps.secret),
+        last4: last4(key),
+        kind: input.kind ?? 'inference',
+        spendLimitNano: input.limit ?? null,
+        limitReset: input.limit_reset ?? null,
+        expiresAt: input.expires_at ?? null,
+        allowedModels: input.allowed_models ?? null,
+        ...(input.rate_limit ? { rateLimits: rateLimitsOf(input.rate_limit) } : {}),
+      });
+      await tx.audit.record({ actor, action: 'key.created', accountId, keyId: id });
     }),
   );
   const created = await deps.repos.keys.getKey(id, accountId);
@@ -378,10 +389,11 @@ export function registerAccountApi(app: FastifyInstance, ctx: GatewayContext, de
       });
 
       api.post('/keys', async (request, reply) => {
-        const { accountId } = manager(request);
+        const { accountId, keyId } = manager(request);
         const input = parseInput(schemas.create, request.body);
+        const created = await createKey(ctx, deps, accountId, input, managementKeyActor(keyId));
         reply.status(201);
-        return createKey(ctx, deps, accountId, input);
+        return created;
       });
 
       api.get<IdParams>('/keys/:id', async (request) => {
@@ -392,9 +404,19 @@ export function registerAccountApi(app: FastifyInstance, ctx: GatewayContext, de
       });
 
       api.patch<IdParams>('/keys/:id', async (request) => {
-        const { accountId } = manager(request);
+        const { accountId, keyId } = manager(request);
         const input = parseInput(schemas.patch, request.body === undefined ? {} : request.body);
-        const k = await storage(deps.repos.keys.updateKey(accountId, request.params.id, toPatch(input)));
+        const patch = toPatch(input);
+        const k = await storage(
+          deps.repos.audit.transaction(async (tx) => {
+            const updated = await tx.keys.updateKey(accountId, request.params.id, patch);
+            // An empty patch changes nothing and is not recorded.
+            if (updated && Object.keys(patch).length > 0) {
+              await tx.audit.record({ actor: managementKeyActor(keyId), action: 'key.updated', accountId, keyId: updated.id });
+            }
+            return updated;
+          }),
+        );
         if (!k) throw keyNotFound();
         // This process applies the change at once; other processes when their cache entry expires.
         deps.authenticator.invalidate(k.id);
@@ -403,9 +425,14 @@ export function registerAccountApi(app: FastifyInstance, ctx: GatewayContext, de
       });
 
       api.delete<IdParams>('/keys/:id', async (request) => {
-        const { accountId } = manager(request);
+        const { accountId, keyId } = manager(request);
         const id = request.params.id;
-        if (!(await deps.repos.keys.deleteKey(accountId, id))) throw keyNotFound();
+        const deleted = await deps.repos.audit.transaction(async (tx) => {
+          if (!(await tx.keys.deleteKey(accountId, id))) return false;
+          await tx.audit.record({ actor: managementKeyActor(keyId), action: 'key.deleted', accountId, keyId: id });
+          return true;
+        });
+        if (!deleted) throw keyNotFound();
         deps.authenticator.invalidate(id);
         ctx.accounting.invalidateKey(id);
         return { deleted: true };

@@ -4,6 +4,11 @@
  * `/admin/v1` path is an unknown route, 404). `Authorization: Bearer <admin key>` is compared
  * in constant time (SHA-256 digests of both sides, `timingSafeEqual`), before the body is read;
  * anything else is a 401.
+ *
+ * Every change (an account created, disabled or enabled, its billing mode changed, a key created,
+ * credits added or adjusted) writes an `audit_log` row with the actor `admin`: in the same
+ * transaction as the change, except for credits, whose ledger row commits first (see
+ * `recordCredits`).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
@@ -12,6 +17,7 @@ import { formatUsd, nanoToUsd, usdToNano } from '../billing/money.js';
 import type { GatewayContext } from '../gateway/context.js';
 import { GatewayError } from '../ir/errors.js';
 import type { Account } from '../storage/accounts-repo.js';
+import { ADMIN_ACTOR } from '../storage/audit-repo.js';
 import { AccountNotFoundError, DuplicateEmailError, InvalidEmailError, InvalidFieldError } from '../storage/errors.js';
 import type { LedgerEntry } from '../storage/ledger-repo.js';
 import { MAX_ENTRIES_LIMIT } from '../storage/ledger-repo.js';
@@ -143,6 +149,28 @@ function ledgerView(e: LedgerEntry) {
   };
 }
 
+/**
+ * The audit row of a top-up or adjustment. `LedgerRepo.append` commits the ledger row and the
+ * balance in its own transaction, so this row is written right after it. Should that write fail,
+ * the request fails (500) saying that the credit WAS applied and under which ledger id, so that
+ * nobody repeats it; the ledger row, never deleted, still records the movement.
+ */
+async function recordCredits(deps: Pick<AdminApiDeps, 'repos'>, entry: LedgerEntry): Promise<void> {
+  try {
+    await deps.repos.audit.record({
+      actor: ADMIN_ACTOR,
+      action: entry.kind === 'adjustment' ? 'credits.adjusted' : 'credits.added',
+      accountId: entry.accountId,
+      ledgerId: entry.id,
+    });
+  } catch {
+    throw new GatewayError(
+      'MR_ERR_INTERNAL',
+      `The ${entry.kind} was applied (ledger entry ${entry.id}), but its audit-log row could not be written. Do not repeat the request.`,
+    );
+  }
+}
+
 function accountNotFound(): GatewayError {
   return new GatewayError('MR_ERR_NOT_FOUND', 'No account with this id.', { param: 'id' });
 }
@@ -208,9 +236,18 @@ export function registerAdminApi(app: FastifyInstance, ctx: GatewayContext, deps
 
       admin.post('/accounts', async (request, reply) => {
         const input = parseInput(createAccountBody, request.body);
+        const mode = input.billing_mode ?? null;
         let account: Account;
         try {
-          account = await deps.repos.accounts.createAccount(input.email);
+          // The account, its billing mode and their audit rows commit together.
+          account = await deps.repos.audit.transaction(async (tx) => {
+            const created = await tx.accounts.createAccount(input.email);
+            await tx.audit.record({ actor: ADMIN_ACTOR, action: 'account.created', accountId: created.id });
+            if (mode === null) return created;
+            await tx.accounts.setBillingMode(created.id, mode);
+            await tx.audit.record({ actor: ADMIN_ACTOR, action: 'account.billing_mode_changed', accountId: created.id });
+            return { ...created, billingMode: mode };
+          });
         } catch (err) {
           if (err instanceof InvalidEmailError) {
             throw new GatewayError('MR_ERR_INVALID_REQUEST', "'email' is not a valid email address.", { param: 'email' });
@@ -219,10 +256,6 @@ export function registerAdminApi(app: FastifyInstance, ctx: GatewayContext, deps
             throw new GatewayError('MR_ERR_INVALID_REQUEST', 'An account with this email already exists.', { param: 'email', status: 409 });
           }
           throw err;
-        }
-        if (input.billing_mode !== undefined && input.billing_mode !== null) {
-          await deps.repos.accounts.setBillingMode(account.id, input.billing_mode);
-          account = { ...account, billingMode: input.billing_mode };
         }
         reply.status(201);
         return { data: accountView(ctx, account) };
@@ -236,9 +269,22 @@ export function registerAdminApi(app: FastifyInstance, ctx: GatewayContext, deps
       admin.patch<IdParams>('/accounts/:id', async (request) => {
         const input = parseInput(patchAccountBody, request.body === undefined ? {} : request.body);
         const id = request.params.id;
-        await existing(id);
-        if (input.disabled !== undefined) await deps.repos.accounts.setDisabled(id, input.disabled);
-        if (input.billing_mode !== undefined) await deps.repos.accounts.setBillingMode(id, input.billing_mode);
+        // Each change and its audit row commit together; a value set to what it already is
+        // changes nothing and is not recorded.
+        const found = await deps.repos.audit.transaction(async (tx) => {
+          const before = await tx.accounts.findAccountById(id);
+          if (!before) return false;
+          if (input.disabled !== undefined && input.disabled !== before.disabled) {
+            await tx.accounts.setDisabled(id, input.disabled);
+            await tx.audit.record({ actor: ADMIN_ACTOR, action: input.disabled ? 'account.disabled' : 'account.enabled', accountId: id });
+          }
+          if (input.billing_mode !== undefined && input.billing_mode !== before.billingMode) {
+            await tx.accounts.setBillingMode(id, input.billing_mode);
+            await tx.audit.record({ actor: ADMIN_ACTOR, action: 'account.billing_mode_changed', accountId: id });
+          }
+          return true;
+        });
+        if (!found) throw accountNotFound();
         // Cached keys carry their account's state: drop them all so the change applies at once.
         deps.authenticator.clear();
         ctx.accounting.invalidateAccount(id);
@@ -274,6 +320,7 @@ export function registerAdminApi(app: FastifyInstance, ctx: GatewayContext, deps
           throw err;
         }
         ctx.accounting.credited(accountId, amountNano);
+        await recordCredits(deps, result.entry);
         reply.status(201);
         return {
           data: { ...ledgerView(result.entry), balance: nanoToUsd(result.balanceNano - ctx.accounting.pendingFor(accountId)) },
@@ -294,7 +341,7 @@ export function registerAdminApi(app: FastifyInstance, ctx: GatewayContext, deps
       admin.post<IdParams>('/accounts/:id/keys', async (request, reply) => {
         const input = parseInput(keys.create, request.body);
         const account = await existing(request.params.id);
-        const created = await createKey(ctx, deps, account.id, input);
+        const created = await createKey(ctx, deps, account.id, input, ADMIN_ACTOR);
         reply.status(201);
         return created;
       });

@@ -1,9 +1,15 @@
 /**
- * The Fastify app factory (no listen): routes, body limits, the error handler that renders
- * every failure in OpenAI's error shape, and no request logging beyond the allowlisted access log.
+ * The Fastify app factory (no listen): the HTTP server (plain, or HTTPS from tls.ts) with its
+ * timeouts, routes, body limits and the JSON body parser with its shape limits, the error
+ * handler that renders every failure in OpenAI's error shape, and no request logging beyond the
+ * allowlisted access log.
  */
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { isUtf8 } from 'node:buffer';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerFactory } from 'fastify';
 import type { Logger } from 'pino';
+import { HTTP_DEFAULTS, type HttpConfig } from '../config/schema.js';
 import { encodeError } from '../api/openai/encode-error.js';
 import { chatCompletions } from '../gateway/chat-completions.js';
 import type { GatewayContext } from '../gateway/context.js';
@@ -13,6 +19,7 @@ import { GatewayError } from '../ir/errors.js';
 import type { AccessLog } from './access-log.js';
 import { registerAccountApi, type AccountApiDeps } from './account-api.js';
 import { registerAdminApi, type AdminApiDeps } from './admin-api.js';
+import { createTlsServer, type TlsMaterial } from './tls.js';
 
 export interface AppOptions {
   gateway: GatewayContext;
@@ -26,6 +33,170 @@ export interface AppOptions {
   accountApi?: AccountApiDeps;
   /** The admin API (`/admin/v1/…`); absent (no `admin.key`): not served, 404. */
   adminApi?: AdminApiDeps;
+  /** The config's `http` section (proxies, timeouts, JSON limits); absent: its defaults. */
+  http?: HttpConfig;
+  /** Serve HTTPS (TLS 1.3, HTTP/2 and HTTP/1.1) with this certificate; absent: plain HTTP/1.1. */
+  tls?: TlsMaterial;
+}
+
+/**
+ * How often Node checks connections against the header and request timeouts: a quarter of the
+ * shorter one, so a timeout fires at most 25 % late (Node's own default checks every 30 s).
+ */
+function checkingIntervalMs(http: HttpConfig): number {
+  return Math.max(50, Math.min(5_000, Math.floor(Math.min(http.headersTimeoutMs, http.requestTimeoutMs) / 4)));
+}
+
+/** The plain HTTP/1.1 server, with the slow-client timeouts. */
+function createPlainServer(http: HttpConfig, handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
+  const server = createServer(
+    {
+      headersTimeout: http.headersTimeoutMs,
+      requestTimeout: http.requestTimeoutMs,
+      keepAliveTimeout: http.keepAliveTimeoutMs,
+      connectionsCheckingInterval: checkingIntervalMs(http),
+    },
+    handler,
+  );
+  // Headers and request timeouts cover receiving the request only: a long response (a stream)
+  // is not limited by them, and no socket inactivity timeout applies either.
+  server.setTimeout(0);
+  return server;
+}
+
+const JSON_OPEN_ARRAY = 0x5b; // [
+const JSON_OPEN_OBJECT = 0x7b; // {
+const JSON_CLOSE_ARRAY = 0x5d; // ]
+const JSON_CLOSE_OBJECT = 0x7d; // }
+const JSON_COMMA = 0x2c;
+const JSON_QUOTE = 0x22;
+const JSON_BACKSLASH = 0x5c;
+
+export interface JsonBodyLimits {
+  /** Deepest nesting of arrays and objects. */
+  maxDepth: number;
+  /** Most elements of one array, or members of one object. */
+  maxItems: number;
+}
+
+function tooDeep(limits: JsonBodyLimits): GatewayError {
+  return new GatewayError('MR_ERR_INVALID_REQUEST', `The request body nests arrays and objects deeper than ${limits.maxDepth} levels.`);
+}
+
+function tooManyItems(limits: JsonBodyLimits): GatewayError {
+  return new GatewayError(
+    'MR_ERR_INVALID_REQUEST',
+    `The request body has an array or object with more than ${limits.maxItems} items.`,
+  );
+}
+
+const invalidJson = () => new GatewayError('MR_ERR_INVALID_JSON', 'The request body is not valid JSON.');
+
+/**
+ * Checks nesting depth and container sizes on the raw bytes, before anything is parsed: V8's
+ * JSON.parse takes about a second per million levels of nesting, and what it builds would then
+ * overflow the stack of any recursive code after it. One pass; string contents are skipped with
+ * `indexOf`. Malformed JSON passes through to JSON.parse, which reports it.
+ */
+function scanJsonShape(buf: Buffer, limits: JsonBodyLimits): void {
+  const items: number[] = [];
+  let depth = 0;
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i];
+    if (c === JSON_QUOTE) {
+      // Skip to the closing quote: one preceded by an even number of backslashes.
+      let j = i;
+      for (;;) {
+        j = buf.indexOf(JSON_QUOTE, j + 1);
+        if (j < 0) return; // unterminated string: JSON.parse rejects it
+        let k = j - 1;
+        while (buf[k] === JSON_BACKSLASH) k--;
+        if ((j - 1 - k) % 2 === 0) break;
+      }
+      i = j;
+    } else if (c === JSON_OPEN_ARRAY || c === JSON_OPEN_OBJECT) {
+      if (++depth > limits.maxDepth) throw tooDeep(limits);
+      items[depth] = 0;
+    } else if (c === JSON_CLOSE_ARRAY || c === JSON_CLOSE_OBJECT) {
+      if (--depth < 0) throw invalidJson();
+    } else if (c === JSON_COMMA && depth > 0) {
+      // n commas separate n + 1 items.
+      if (++items[depth]! >= limits.maxItems) throw tooManyItems(limits);
+    }
+  }
+}
+
+/**
+ * Keys that would reach an object's prototype if the parsed body were merged into another
+ * object (`__proto__`, `constructor.prototype`): refused, as Fastify's own parser does.
+ */
+function refusePrototypeKeys(root: unknown): void {
+  if (typeof root !== 'object' || root === null) return;
+  const stack: object[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    if (Array.isArray(v)) {
+      for (const x of v) if (typeof x === 'object' && x !== null) stack.push(x);
+      continue;
+    }
+    if (Object.hasOwn(v, '__proto__')) {
+      throw new GatewayError('MR_ERR_INVALID_REQUEST', "The request body has a '__proto__' key, which is not accepted.");
+    }
+    for (const k of Object.keys(v)) {
+      const x = (v as Record<string, unknown>)[k];
+      if (typeof x !== 'object' || x === null) continue;
+      if (k === 'constructor' && Object.hasOwn(x, 'prototype')) {
+        throw new GatewayError('MR_ERR_INVALID_REQUEST', "The request body has a 'constructor.prototype' key, which is not accepted.");
+      }
+      stack.push(x);
+    }
+  }
+}
+
+/**
+ * The JSON request body parser: UTF-8 (RFC 8259), at most `maxDepth` levels and `maxItems`
+ * items per container, no prototype keys. Every refusal is a 400 in OpenAI's error shape.
+ */
+export function parseJsonBody(buf: Buffer, limits: JsonBodyLimits): unknown {
+  if (buf.length === 0) throw new GatewayError('MR_ERR_INVALID_JSON', 'The request body is empty; a JSON object is required.');
+  if (!isUtf8(buf)) throw new GatewayError('MR_ERR_INVALID_JSON', 'The request body is not valid UTF-8.');
+  scanJsonShape(buf, limits);
+  let value: unknown;
+  try {
+    value = JSON.parse(buf.toString('utf8'));
+  } catch {
+    // V8's message quotes the body: never passed on.
+    throw invalidJson();
+  }
+  refusePrototypeKeys(value);
+  return value;
+}
+
+/**
+ * Errors Node reports before there is a request (malformed HTTP, headers too slow or too
+ * large), answered on the socket in OpenAI's error shape.
+ */
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let status = 400;
+  let message = 'The request is not valid HTTP.';
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    message = 'The request was not received in time.';
+  } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+    status = 431;
+    message = 'The request headers are too large.';
+  }
+  // A response already under way on this connection cannot be followed by another.
+  const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
+    const body = JSON.stringify(encodeError(new GatewayError('MR_ERR_INVALID_REQUEST', message, { status })));
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 /** Fastify's own errors (body parsing, limits, routing) → the catalogue. */
@@ -52,14 +223,37 @@ function fromFastifyError(err: FastifyError): GatewayError {
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
+  const http: HttpConfig = opts.http ?? HTTP_DEFAULTS;
+  const tls = opts.tls;
+  // The server is built here rather than by Fastify: Fastify leaves an HTTP/2 server's timeouts
+  // unset and refuses `forceCloseConnections: 'idle'` on it. Under TLS the raw request and reply
+  // are HTTP/2 compatibility objects, which share the interface the gateway uses.
+  const serverFactory = ((handler: Parameters<typeof createPlainServer>[1]) =>
+    tls
+      ? createTlsServer(
+          tls,
+          { ...http, connectionsCheckingIntervalMs: checkingIntervalMs(http) },
+          handler as Parameters<typeof createTlsServer>[2],
+        )
+      : createPlainServer(http, handler)) as unknown as FastifyServerFactory;
   const app = Fastify({
     logger: false,
     bodyLimit: opts.bodyLimit,
     return503OnClosing: true,
-    keepAliveTimeout: 72_000,
-    requestTimeout: 0,
-    connectionTimeout: 0,
     forceCloseConnections: 'idle',
+    serverFactory,
+    trustProxy: http.trustProxy,
+    clientErrorHandler: onClientError,
+  });
+
+  const jsonLimits: JsonBodyLimits = { maxDepth: http.maxJsonDepth, maxItems: http.maxJsonItems };
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as Buffer, jsonLimits));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
   });
 
   app.decorateRequest('metered', false);

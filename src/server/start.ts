@@ -28,6 +28,7 @@ import { AccessLog } from './access-log.js';
 import { buildApp } from './app.js';
 import { drainHttp, failUpstreamCalls, settlesWithin, shutdownError } from './drain.js';
 import { createLogging, flushLogger } from './logger.js';
+import { loadTlsMaterial } from './tls.js';
 
 export interface RunningGateway {
   app: FastifyInstance;
@@ -69,6 +70,8 @@ export interface StartOptions {
 }
 
 export async function startGateway(config: Config, opts: StartOptions = {}): Promise<RunningGateway> {
+  // Certificate problems stop the start before anything is opened.
+  const tls = config.listen.tls ? await loadTlsMaterial(config.listen.tls) : undefined;
   const { logger, destination } = createLogging(config.log.level, opts.logDestination);
   // The data dir holds the server secret and, by default, the database: owner-only.
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
@@ -150,6 +153,8 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       accessLog,
       logger,
       bodyLimit: config.limits.bodyBytes,
+      http: config.http,
+      ...(tls ? { tls } : {}),
       accountApi: { repos, authenticator, secret, now },
       ...(config.admin.key ? { adminApi: { repos, authenticator, secret, now, adminKey: config.admin.key } } : {}),
       health: async () => {
@@ -162,7 +167,7 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       await app.listen({ host: config.listen.host, port: config.listen.port });
       const addr = app.server.address() as AddressInfo;
       const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-      url = `http://${host}:${addr.port}`;
+      url = `${tls ? 'https' : 'http'}://${host}:${addr.port}`;
     } else {
       await app.ready();
     }

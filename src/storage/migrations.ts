@@ -146,7 +146,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
     up: atomic(async (db) => {
       await db.schema
         .createTable('audit_log')
-        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('id', 'text', (c) => c.primaryKey().notNull())
         .addColumn('at', 'bigint', (c) => c.notNull())
         .addColumn('actor_kind', 'text', (c) => c.notNull())
         .addColumn('actor_id', 'text')

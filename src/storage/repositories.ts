@@ -1,6 +1,7 @@
 /** The repositories over one database, built together (the composition root's one call). */
 import type { Kysely } from 'kysely';
 import { AccountsRepo } from './accounts-repo.js';
+import { AuditRepo } from './audit-repo.js';
 import { KeysRepo } from './keys-repo.js';
 import { LedgerRepo } from './ledger-repo.js';
 import type { DB } from './schema.js';
@@ -11,6 +12,7 @@ export interface Repositories {
   keys: KeysRepo;
   usage: UsageRepo;
   ledger: LedgerRepo;
+  audit: AuditRepo;
 }
 
 /** `sqlite`: the raw SQLite handle, when there is one, for prepared-once usage inserts. */
@@ -20,6 +22,7 @@ export function createRepositories(db: Kysely<DB>, now: () => number = Date.now,
     keys: new KeysRepo(db, now),
     usage: new UsageRepo(db, sqlite),
     ledger: new LedgerRepo(db, now),
+    audit: new AuditRepo(db, now),
   };
 }
 
@@ -49,5 +52,18 @@ export {
   type SumCostFilter,
   type UsageRecord,
 } from './usage-repo.js';
-export type { BillingMode, KeyKind, LedgerKind, LimitReset } from './schema.js';
+export {
+  ADMIN_ACTOR,
+  AUDIT_ACTIONS,
+  AUDIT_ACTOR_KINDS,
+  AuditRepo,
+  CLI_ACTOR,
+  managementKeyActor,
+  type AuditActor,
+  type AuditedTransaction,
+  type AuditEntry,
+  type AuditQuery,
+  type NewAuditEntry,
+} from './audit-repo.js';
+export type { AuditAction, AuditActorKind, BillingMode, KeyKind, LedgerKind, LimitReset } from './schema.js';
 export { AccountNotFoundError, DuplicateEmailError, InvalidEmailError, InvalidFieldError } from './errors.js';

@@ -8,7 +8,8 @@
  * integers, |n| ≤ 2^53 − 1 ≈ 9 million USD).
  *
  * No table has a column that can hold request or response content: `usage` stores token counts
- * and metadata only; `ledger.reason` is short operator text. `docs/privacy.md` lists every column.
+ * and metadata only; `ledger.reason` is short operator text; `audit_log` holds ids and fixed
+ * words only. `docs/privacy.md` lists every column.
  */
 import type { Generated, Insertable, Selectable } from 'kysely';
 
@@ -121,11 +122,51 @@ export interface LedgerTable {
   created_at: number;
 }
 
+/** Who made an audited change: the admin API, a management key (the API), or the `maxrouter` CLI. */
+export type AuditActorKind = 'admin' | 'management_key' | 'cli';
+
+/** The audited changes to accounts, keys and credits. */
+export type AuditAction =
+  | 'account.created'
+  | 'account.disabled'
+  | 'account.enabled'
+  | 'account.billing_mode_changed'
+  | 'key.created'
+  | 'key.revoked'
+  | 'key.deleted'
+  | 'key.updated'
+  | 'credits.added'
+  | 'credits.adjusted';
+
+/**
+ * One row per change to an account, a key or an account's credits: who (a kind, and the key id
+ * for a management key), what (an action from a fixed list) and on which ids. Ids only: no email,
+ * no key name, no amount, no free text (the account, key and ledger rows hold the rest). Rows are
+ * never updated or deleted.
+ */
+export interface AuditLogTable {
+  /** `aud_` + 16 base62. */
+  id: string;
+  /** Epoch ms. */
+  at: number;
+  actor_kind: AuditActorKind;
+  /** The management key's id for `management_key`; null for `admin` and `cli`. */
+  actor_id: string | null;
+  action: AuditAction;
+  /** The account changed, or whose key or credits changed. */
+  account_id: string;
+  /** The key, for `key.*` actions; null otherwise. */
+  key_id: string | null;
+  /** The ledger row, for `credits.*` actions; null otherwise. */
+  ledger_id: string | null;
+}
+
 export interface DB {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
   usage: UsageTable;
   ledger: LedgerTable;
+  audit_log: AuditLogTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;
@@ -133,3 +174,4 @@ export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type UsageRow = Selectable<UsageTable>;
 export type NewUsageRow = Insertable<UsageTable>;
 export type LedgerRow = Selectable<LedgerTable>;
+export type AuditLogRow = Selectable<AuditLogTable>;

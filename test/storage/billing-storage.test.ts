@@ -126,7 +126,7 @@ for (const target of DATABASES) {
           })
           .execute();
 
-        expect(await migrateToLatest(database)).toEqual(['0002_billing', '0003_key_rate_limits']);
+        expect(await migrateToLatest(database)).toEqual(['0002_billing', '0003_key_rate_limits', '0004_audit_log']);
         repos = createRepositories(database.db);
         expect(await repos.accounts.findAccountById('acc_old')).toEqual({
           id: 'acc_old', email: 'old@example.com', createdAt: 1, disabled: false, balanceNano: 0, billingMode: null,
@@ -144,10 +144,10 @@ for (const target of DATABASES) {
         // Down to 0001 and up again: the 0001 data survives.
         const down = await migrator.migrateTo('0001_initial');
         expect(down.error).toBeUndefined();
-        expect(down.results?.map((r) => r.migrationName)).toEqual(['0003_key_rate_limits', '0002_billing']);
+        expect(down.results?.map((r) => r.migrationName)).toEqual(['0004_audit_log', '0003_key_rate_limits', '0002_billing']);
         const tables = (await database.db.introspection.getTables()).map((t) => t.name);
         expect(tables).not.toContain('ledger');
-        expect(await migrateToLatest(database)).toEqual(['0002_billing', '0003_key_rate_limits']);
+        expect(await migrateToLatest(database)).toEqual(['0002_billing', '0003_key_rate_limits', '0004_audit_log']);
         expect(await repos.accounts.findAccountById('acc_old')).toMatchObject({ balanceNano: 0 });
         expect(await repos.usage.listUsage('acc_old')).toHaveLength(1);
       });
@@ -173,7 +173,7 @@ for (const target of DATABASES) {
         expect(await columns('accounts')).not.toContain('balance_nano');
         expect(await columns('api_keys')).not.toContain('kind');
         await sql`drop table ledger`.execute(database.db);
-        expect(await migrateToLatest(database)).toEqual(['0002_billing', '0003_key_rate_limits']);
+        expect(await migrateToLatest(database)).toEqual(['0002_billing', '0003_key_rate_limits', '0004_audit_log']);
         expect(await columns('usage')).toContain('cost_nano');
       });
     });

@@ -59,7 +59,7 @@ describe('openDatabase', () => {
   it('opens sqlite::memory:', async () => {
     const database = await openDatabase('sqlite::memory:');
     expect(database.dialect).toBe('sqlite');
-    expect(await migrateToLatest(database)).toEqual(['0001_initial', '0002_billing', '0003_key_rate_limits']);
+    expect(await migrateToLatest(database)).toEqual(['0001_initial', '0002_billing', '0003_key_rate_limits', '0004_audit_log']);
     await database.close();
   });
 });

@@ -158,3 +158,17 @@ describe('OpenAIStreamEncoder', () => {
     });
   });
 });
+
+describe('decodeChatRequest: inherited property names are plain unknown fields', () => {
+  it.each(['toString', 'constructor', 'hasOwnProperty', 'valueOf'])('%s → 400 "Unrecognized request argument", not a refusal quoting native code', (name) => {
+    let err: unknown;
+    try {
+      decodeChatRequest({ model: 'm', messages: [{ role: 'user', content: 'x' }], [name]: 1 }, 'm', 'anthropic');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).status).toBe(400);
+    expect((err as GatewayError).message).toBe(`Unrecognized request argument supplied: ${name}`);
+  });
+});

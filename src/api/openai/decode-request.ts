@@ -279,8 +279,8 @@ export function decodeChatRequest(body: unknown, upstreamModel: string, provider
   const warnings: IRWarning[] = [];
   for (const key of Object.keys(body)) {
     if (TRANSLATED.has(key) || body[key] === undefined || body[key] === null) continue;
-    if (key in REFUSED) throw unsupportedParameter(key, providerType, REFUSED[key]);
-    if (key in IGNORED_WITH_WARNING) {
+    if (Object.hasOwn(REFUSED, key)) throw unsupportedParameter(key, providerType, REFUSED[key]);
+    if (Object.hasOwn(IGNORED_WITH_WARNING, key)) {
       warnings.push({ param: key, message: `ignored: ${IGNORED_WITH_WARNING[key]}` });
       continue;
     }
