@@ -14,6 +14,7 @@ import { hash as oneShotHash } from 'node:crypto';
 import type { BillingMode, LimitReset, SpendSubject } from '../billing/accounting.js';
 import { GatewayError } from '../ir/errors.js';
 import type { KeyLookup, KeyRateLimits } from '../storage/keys-repo.js';
+import type { AccountRoutingDefaults } from '../routing/request-controls.js';
 import { hashApiKey, isWellFormedKey } from './api-key.js';
 
 /** The identity a request runs as, with the key's policy (cached with it). */
@@ -33,6 +34,8 @@ export interface AuthedKey extends SpendSubject {
   readonly limitReset: LimitReset | null;
   /** The key's own rate limits; null: the configured default applies. */
   readonly rateLimits: Readonly<KeyRateLimits>;
+  /** The account's routing data policy, which its requests cannot relax; undefined: none. */
+  readonly routingDefaults: AccountRoutingDefaults | undefined;
 }
 
 /** Where key records come from on a cache miss (`KeysRepo` satisfies it). */
@@ -259,6 +262,13 @@ function toEntry(found: KeyLookup, expiresAt: number, refreshAt: number, default
         spendLimitNano: found.spendLimitNano,
         limitReset: found.limitReset,
         rateLimits: Object.freeze({ ...found.rateLimits }),
+        routingDefaults:
+          found.accountRequireZdr || found.accountDenyDataCollection
+            ? Object.freeze({
+                ...(found.accountRequireZdr ? { zdr: true } : {}),
+                ...(found.accountDenyDataCollection ? { dataCollection: 'deny' as const } : {}),
+              })
+            : undefined,
       });
   return { authed, keyId: found.keyId, expiresAt, refreshAt };
 }

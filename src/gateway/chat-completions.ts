@@ -47,7 +47,7 @@ export async function chatCompletions(ctx: GatewayContext, request: FastifyReque
   }
   refuseUpstreamOverrides(raw as Body);
   // Routing controls (`models`, `provider`) are the gateway's; the upstream never sees them.
-  const controls = parseRequestControls(raw as Body);
+  const controls = parseRequestControls(raw as Body, key.routingDefaults);
   const body = withoutRequestControls(raw as Body);
   for (const model of controls.models) checkKeyMayCall(key, ctx.catalog.resolve(model, 'chat'));
   const plan = ctx.router.plan(controls.models, controls.provider, 'chat');

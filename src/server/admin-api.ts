@@ -133,6 +133,9 @@ function accountView(ctx: GatewayContext, a: Account) {
     disabled: a.disabled,
     /** null: the deployment's default (`billing.mode`). */
     billing_mode: a.billingMode,
+    /** Routing data policy its requests cannot relax (docs/routing.md). */
+    zdr: a.requireZdr,
+    data_collection: a.denyDataCollection ? 'deny' : 'allow',
     /** USD, less charges this process has not written yet. */
     balance: nanoToUsd(a.balanceNano - ctx.accounting.pendingFor(a.id)),
   };
@@ -191,7 +194,12 @@ function digest(s: string): Buffer {
 const billingMode = z.enum(['credits', 'track']);
 
 const createAccountBody = z.strictObject({ email: z.string(), billing_mode: billingMode.nullable().optional() });
-const patchAccountBody = z.strictObject({ disabled: z.boolean().optional(), billing_mode: billingMode.nullable().optional() });
+const patchAccountBody = z.strictObject({
+  disabled: z.boolean().optional(),
+  billing_mode: billingMode.nullable().optional(),
+  zdr: z.boolean().optional(),
+  data_collection: z.enum(['allow', 'deny']).optional(),
+});
 const creditsBody = z.strictObject({
   usd: z.number(),
   reason: z.string(),
@@ -281,6 +289,18 @@ export function registerAdminApi(app: FastifyInstance, ctx: GatewayContext, deps
           if (input.billing_mode !== undefined && input.billing_mode !== before.billingMode) {
             await tx.accounts.setBillingMode(id, input.billing_mode);
             await tx.audit.record({ actor: ADMIN_ACTOR, action: 'account.billing_mode_changed', accountId: id });
+          }
+          const zdr = input.zdr !== undefined && input.zdr !== before.requireZdr ? input.zdr : undefined;
+          const deny =
+            input.data_collection !== undefined && (input.data_collection === 'deny') !== before.denyDataCollection
+              ? input.data_collection === 'deny'
+              : undefined;
+          if (zdr !== undefined || deny !== undefined) {
+            await tx.accounts.setRoutingPolicy(id, {
+              ...(zdr !== undefined ? { requireZdr: zdr } : {}),
+              ...(deny !== undefined ? { denyDataCollection: deny } : {}),
+            });
+            await tx.audit.record({ actor: ADMIN_ACTOR, action: 'account.routing_changed', accountId: id });
           }
           return true;
         });

@@ -14,6 +14,10 @@ export interface Account {
   balanceNano: number;
   /** null: the deployment's default. */
   billingMode: BillingMode | null;
+  /** Route this account's requests only to zero-data-retention endpoints. */
+  requireZdr: boolean;
+  /** Route this account's requests only to endpoints that collect no data. */
+  denyDataCollection: boolean;
 }
 
 /** Deliberately simple: one `@`, no whitespace, a dot in the domain, at most 254 characters. */
@@ -46,6 +50,8 @@ export class AccountsRepo {
       disabled: false,
       balanceNano: 0,
       billingMode: null,
+      requireZdr: false,
+      denyDataCollection: false,
     };
     try {
       await this.db
@@ -108,6 +114,16 @@ export class AccountsRepo {
     return r.numUpdatedRows > 0n;
   }
 
+  /** Sets the account's routing data policy (fields left out are kept); returns whether it exists. */
+  async setRoutingPolicy(id: string, policy: { requireZdr?: boolean; denyDataCollection?: boolean }): Promise<boolean> {
+    const set: { require_zdr?: number; deny_data_collection?: number } = {};
+    if (policy.requireZdr !== undefined) set.require_zdr = policy.requireZdr ? 1 : 0;
+    if (policy.denyDataCollection !== undefined) set.deny_data_collection = policy.denyDataCollection ? 1 : 0;
+    if (Object.keys(set).length === 0) return (await this.findAccountById(id)) !== undefined;
+    const r = await this.db.updateTable('accounts').set(set).where('id', '=', id).executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
   /** Enables or disables an account; returns whether it exists. */
   async setDisabled(id: string, disabled: boolean): Promise<boolean> {
     const r = await this.db
@@ -127,5 +143,7 @@ function toAccount(row: AccountRow): Account {
     disabled: row.disabled === 1,
     balanceNano: Number(row.balance_nano),
     billingMode: row.billing_mode,
+    requireZdr: row.require_zdr === 1,
+    denyDataCollection: row.deny_data_collection === 1,
   };
 }

@@ -25,6 +25,7 @@ export const AUDIT_ACTIONS: readonly AuditAction[] = [
   'account.disabled',
   'account.enabled',
   'account.billing_mode_changed',
+  'account.routing_changed',
   'key.created',
   'key.revoked',
   'key.deleted',

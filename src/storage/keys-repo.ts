@@ -85,6 +85,9 @@ export interface KeyLookup {
   /** The account's billing mode; null: the deployment's default. */
   accountBillingMode: BillingMode | null;
   rateLimits: KeyRateLimits;
+  /** The account's routing data policy. */
+  accountRequireZdr: boolean;
+  accountDenyDataCollection: boolean;
 }
 
 /** What `updateKey` may change; an omitted field is left as it is, null clears it. */
@@ -187,6 +190,8 @@ export class KeysRepo {
         'k.allowed_models',
         'a.disabled',
         'a.billing_mode',
+        'a.require_zdr',
+        'a.deny_data_collection',
         'k.rpm_limit',
         'k.tpm_limit',
         'k.concurrency_limit',
@@ -208,6 +213,8 @@ export class KeysRepo {
       allowedModels: parseModels(row.allowed_models),
       accountBillingMode: row.billing_mode,
       rateLimits: { rpm: row.rpm_limit, tpm: row.tpm_limit, concurrency: row.concurrency_limit },
+      accountRequireZdr: row.require_zdr === 1,
+      accountDenyDataCollection: row.deny_data_collection === 1,
     };
   }
 

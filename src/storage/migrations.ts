@@ -162,6 +162,18 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
       await db.schema.dropTable('audit_log').execute();
     }),
   },
+
+  '0005_account_routing': {
+    // An account's data policy for routing, which its requests cannot relax.
+    up: atomic(async (db) => {
+      await db.schema.alterTable('accounts').addColumn('require_zdr', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('accounts').addColumn('deny_data_collection', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    }),
+    down: atomic(async (db) => {
+      await db.schema.alterTable('accounts').dropColumn('deny_data_collection').execute();
+      await db.schema.alterTable('accounts').dropColumn('require_zdr').execute();
+    }),
+  },
 });
 
 /**

@@ -38,6 +38,10 @@ export interface AccountsTable {
   balance_nano: Generated<number>;
   /** `credits` | `track`, or null for the deployment's default. */
   billing_mode: BillingMode | null;
+  /** 0 or 1: every request of the account is routed only to zero-data-retention endpoints. */
+  require_zdr: Generated<number>;
+  /** 0 or 1: every request of the account avoids endpoints that may collect data. */
+  deny_data_collection: Generated<number>;
 }
 
 /** An API key. Only its HMAC is stored; the key itself is shown once at creation. */
@@ -131,6 +135,7 @@ export type AuditAction =
   | 'account.disabled'
   | 'account.enabled'
   | 'account.billing_mode_changed'
+  | 'account.routing_changed'
   | 'key.created'
   | 'key.revoked'
   | 'key.deleted'

@@ -127,6 +127,8 @@ for (const target of DATABASES) {
         created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
         disabled: false,
         billing_mode: 'credits',
+        zdr: false,
+        data_collection: 'allow',
         balance: 0,
       });
       const id = created.json.data.id;

@@ -482,3 +482,56 @@ describe('routing controls', () => {
     }
   });
 });
+
+describe('account routing policy', () => {
+  it('an account that requires ZDR is never routed to a non-ZDR endpoint, and its requests cannot relax it', async () => {
+    const { startTestGateway } = await import('../helpers/gateway.js');
+    const { startMockUpstream } = await import('../helpers/mock-upstream.js');
+    const { openaiText } = await import('../fixtures/openai.js');
+    const plain = await startMockUpstream();
+    const zdr = await startMockUpstream();
+    plain.setDefault(openaiText({ text: 'plain' }));
+    zdr.setDefault(openaiText({ text: 'zdr' }));
+    const adminKey = 'admin-key-for-routing-policy-0123456789abcdef';
+    const t = await startTestGateway({
+      admin: { key: adminKey },
+      providers: [
+        { id: 'plain', type: 'openai', baseUrl: `${plain.url}/v1`, apiKey: 'k1' },
+        { id: 'safe', type: 'openai', baseUrl: `${zdr.url}/v1`, apiKey: 'k2' },
+      ],
+      models: [
+        { id: 'm/plain-only', endpoints: [{ provider: 'plain', model: 'x' }] },
+        { id: 'm/both', endpoints: [{ provider: 'plain', model: 'x', weight: 1000 }, { provider: 'safe', model: 'x', zdr: true }] },
+      ],
+    });
+    try {
+      const ask = (model: string, extra: Record<string, unknown> = {}) =>
+        t.client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }], ...extra } as never);
+      expect((await ask('m/plain-only')).choices[0]!.message.content).toBe('plain');
+      const patched = await fetch(`${t.url}/admin/v1/accounts/${t.accountId}`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ zdr: true }),
+      });
+      expect(patched.status).toBe(200);
+      expect(((await patched.json()) as { data: { zdr: boolean } }).data.zdr).toBe(true);
+      const before = plain.requests.length;
+      const err = await ask('m/plain-only').then(
+        () => undefined,
+        (e: unknown) => e as { status?: number; message?: string },
+      );
+      expect(err?.status).toBe(403);
+      expect(err?.message).toMatch(/zdr/i);
+      // A request asking for zdr: false does not relax the account's policy.
+      for (let i = 0; i < 5; i++) {
+        const res = await ask('m/both', { provider: { zdr: false } });
+        expect(res.choices[0]!.message.content).toBe('zdr');
+      }
+      expect(plain.requests.length).toBe(before);
+    } finally {
+      await t.close();
+      await plain.close();
+      await zdr.close();
+    }
+  });
+});

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { generateApiKey, generateKeyId, hashApiKey, last4 } from '../../src/auth/api-key.js';
 import type { Database } from '../../src/storage/database.js';
-import { createMigrator, migrateToLatest } from '../../src/storage/migrations.js';
+import { MIGRATIONS, createMigrator, migrateToLatest } from '../../src/storage/migrations.js';
 import {
   AccountNotFoundError,
   createRepositories,
@@ -16,6 +16,9 @@ import {
 } from '../../src/storage/repositories.js';
 import { UsageRepo, type SqliteHandle } from '../../src/storage/usage-repo.js';
 import { DATABASES } from '../helpers/databases.js';
+
+/** Every migration after 0001, in order. */
+const LATER = Object.keys(MIGRATIONS).slice(1);
 
 const SECRET = 'billing-test-secret-billing-test-secret-01';
 const T0 = Date.UTC(2024, 2, 9, 12); // 2024-03-09T12:00:00Z
@@ -126,10 +129,11 @@ for (const target of DATABASES) {
           })
           .execute();
 
-        expect(await migrateToLatest(database)).toEqual(['0002_billing', '0003_key_rate_limits', '0004_audit_log']);
+        expect(await migrateToLatest(database)).toEqual(LATER);
         repos = createRepositories(database.db);
         expect(await repos.accounts.findAccountById('acc_old')).toEqual({
           id: 'acc_old', email: 'old@example.com', createdAt: 1, disabled: false, balanceNano: 0, billingMode: null,
+          requireZdr: false, denyDataCollection: false,
         });
         expect(await repos.keys.findKeyByHash('h-old')).toMatchObject({
           keyId: 'key_old', kind: 'inference', disabled: false, spendLimitNano: null, limitReset: null, expiresAt: null,
@@ -144,10 +148,10 @@ for (const target of DATABASES) {
         // Down to 0001 and up again: the 0001 data survives.
         const down = await migrator.migrateTo('0001_initial');
         expect(down.error).toBeUndefined();
-        expect(down.results?.map((r) => r.migrationName)).toEqual(['0004_audit_log', '0003_key_rate_limits', '0002_billing']);
+        expect(down.results?.map((r) => r.migrationName)).toEqual([...LATER].reverse());
         const tables = (await database.db.introspection.getTables()).map((t) => t.name);
         expect(tables).not.toContain('ledger');
-        expect(await migrateToLatest(database)).toEqual(['0002_billing', '0003_key_rate_limits', '0004_audit_log']);
+        expect(await migrateToLatest(database)).toEqual(LATER);
         expect(await repos.accounts.findAccountById('acc_old')).toMatchObject({ balanceNano: 0 });
         expect(await repos.usage.listUsage('acc_old')).toHaveLength(1);
       });
@@ -173,7 +177,7 @@ for (const target of DATABASES) {
         expect(await columns('accounts')).not.toContain('balance_nano');
         expect(await columns('api_keys')).not.toContain('kind');
         await sql`drop table ledger`.execute(database.db);
-        expect(await migrateToLatest(database)).toEqual(['0002_billing', '0003_key_rate_limits', '0004_audit_log']);
+        expect(await migrateToLatest(database)).toEqual(LATER);
         expect(await columns('usage')).toContain('cost_nano');
       });
     });
@@ -571,6 +575,7 @@ for (const target of DATABASES) {
           spendLimitNano: 5_000_000_000, limitReset: 'weekly', expiresAt: 1_900_000_000_000,
           allowedModels: ['openai/gpt-4o', 'anthropic/claude'], accountBillingMode: null,
           rateLimits: { rpm: 60, tpm: null, concurrency: null },
+          accountRequireZdr: false, accountDenyDataCollection: false,
         });
         expect(statements).toBe(1);
         expect(await repos.keys.findKeyByHash(hashApiKey(mgmtRaw, SECRET))).toMatchObject({ kind: 'management', allowedModels: null, spendLimitNano: null });
@@ -656,11 +661,14 @@ for (const target of DATABASES) {
         await expect(repos.accounts.setBillingMode(a, 'free' as 'credits')).rejects.toBeInstanceOf(InvalidFieldError);
         expect(await repos.accounts.setDisabled(a, true)).toBe(true);
         expect(await repos.accounts.listAccounts()).toEqual([
-          { id: a, email: 'list-a@example.com', createdAt: 10, disabled: true, balanceNano: 0, billingMode: null },
-          { id: b, email: 'list-b@example.com', createdAt: 11, disabled: false, balanceNano: 42, billingMode: 'credits' },
+          { id: a, email: 'list-a@example.com', createdAt: 10, disabled: true, balanceNano: 0, billingMode: null, requireZdr: false, denyDataCollection: false },
+          { id: b, email: 'list-b@example.com', createdAt: 11, disabled: false, balanceNano: 42, billingMode: 'credits', requireZdr: false, denyDataCollection: false },
         ]);
         expect(await repos.accounts.findAccountByEmail('LIST-B@example.com')).toMatchObject({ balanceNano: 42, billingMode: 'credits' });
         expect(await repos.accounts.setBillingMode(b, null)).toBe(true);
+        expect(await repos.accounts.setRoutingPolicy(b, { requireZdr: true })).toBe(true);
+        expect(await repos.accounts.findAccountById(b)).toMatchObject({ requireZdr: true, denyDataCollection: false });
+        expect(await repos.accounts.setRoutingPolicy('acc_missing', { denyDataCollection: true })).toBe(false);
         expect((await repos.accounts.findAccountById(b))!.billingMode).toBeNull();
       });
     });

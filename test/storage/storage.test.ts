@@ -59,7 +59,7 @@ describe('openDatabase', () => {
   it('opens sqlite::memory:', async () => {
     const database = await openDatabase('sqlite::memory:');
     expect(database.dialect).toBe('sqlite');
-    expect(await migrateToLatest(database)).toEqual(['0001_initial', '0002_billing', '0003_key_rate_limits', '0004_audit_log']);
+    expect(await migrateToLatest(database)).toEqual(Object.keys(MIGRATIONS));
     await database.close();
   });
 });
@@ -168,6 +168,8 @@ for (const target of DATABASES) {
         allowedModels: null,
         accountBillingMode: null,
         rateLimits: { rpm: null, tpm: null, concurrency: null },
+        accountRequireZdr: false,
+        accountDenyDataCollection: false,
       });
       expect(await repos.keys.findKeyByHash(hashApiKey(generateApiKey(), SECRET))).toBeUndefined();
 
