@@ -27,6 +27,8 @@ export interface AppOptions {
   logger: Logger;
   /** Maximum request body in bytes. */
   bodyLimit: number;
+  /** `GET /metrics` text (Prometheus format), when given. */
+  metrics?: () => string;
   /** Readiness check (e.g. a database ping); `/healthz` answers 503 when it throws. */
   health?: () => Promise<void>;
   /** The account API (`/api/v1/…`); absent: not served. */
@@ -289,6 +291,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   }
   if (opts.accountApi) registerAccountApi(app, ctx, opts.accountApi);
   if (opts.adminApi) registerAdminApi(app, ctx, opts.adminApi);
+  if (opts.metrics) {
+    const metrics = opts.metrics;
+    app.get('/metrics', async (_request, reply) => {
+      reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics());
+    });
+  }
   app.get('/healthz', async (_request, reply) => {
     try {
       await opts.health?.();

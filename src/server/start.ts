@@ -29,6 +29,7 @@ import { buildApp } from './app.js';
 import { drainHttp, failUpstreamCalls, settlesWithin, shutdownError } from './drain.js';
 import { createLogging, flushLogger } from './logger.js';
 import { loadTlsMaterial } from './tls.js';
+import { renderMetrics } from './metrics.js';
 
 export interface RunningGateway {
   app: FastifyInstance;
@@ -136,6 +137,15 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       onWarning: (message, err) =>
         logger.warn({ errorName: err.name, failureMode: config.limits.redisFailure }, `rate-limit store unavailable: ${message}`),
     });
+    // Limits and credits kept in memory multiply with the number of instances: say so when the
+    // deployment looks like one of several (a shared PostgreSQL) and has no Redis.
+    const enforcesSomething =
+      Object.keys(config.limits.key).length > 0 || Object.keys(config.limits.account).length > 0 || config.billing.mode === 'credits';
+    if (!config.redis && database.dialect === 'postgres' && enforcesSomething) {
+      logger.warn(
+        'rate limits and credits are enforced per instance (no redis configured): with several instances they multiply; set redis: to share them',
+      );
+    }
     let draining = false;
     // Into the process's own log stream, lines go in batches (≤ 50 ms); a stream a caller passed
     // (tests) gets each line at once.
@@ -157,6 +167,21 @@ export async function startGateway(config: Config, opts: StartOptions = {}): Pro
       ...(tls ? { tls } : {}),
       accountApi: { repos, authenticator, secret, now },
       ...(config.admin.key ? { adminApi: { repos, authenticator, secret, now, adminKey: config.admin.key } } : {}),
+      metrics: () =>
+        renderMetrics({
+          rateLimiter: limiter.stats,
+          spend: accounting instanceof RedisAccounting ? accounting.stats : undefined,
+          usageRowsPending: () => usageWriter.pending,
+          breakers: () => {
+            let open = 0;
+            let halfOpen = 0;
+            for (const [, b] of router.breakers.entries()) {
+              if (b.state === 'open') open++;
+              else if (b.state === 'half-open') halfOpen++;
+            }
+            return { open, halfOpen };
+          },
+        }),
       health: async () => {
         if (draining) throw new Error('draining');
         await sql`select 1`.execute(database.db);

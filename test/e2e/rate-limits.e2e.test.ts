@@ -188,6 +188,10 @@ describe.skipIf(!HAVE_REDIS_SERVER)('Redis going away (a dedicated redis-server)
           }
           expect(g.gw.limiter.stats.failOpen).toBeGreaterThanOrEqual(4);
           expect(g.logs.join('')).toMatch(/rate-limit store unavailable/);
+          // …and a metric.
+          const metrics = await (await fetch(`${g.url}/metrics`)).text();
+          expect(metrics).toMatch(/^# TYPE maxrouter_ratelimit_fail_open_total counter$/m);
+          expect(Number(/^maxrouter_ratelimit_fail_open_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(4);
         } else {
           const e = await failure(ask());
           expect(e.status).toBe(503);
