@@ -356,7 +356,13 @@ async function relayPassthroughStream(
           return;
         }
       }
-      writer.push(`data: ${chunks.decorate(data)}\n\n`);
+      const decorated = chunks.decorate(data);
+      if (decorated === undefined) {
+        failed = new GatewayError('MR_ERR_UPSTREAM_BAD_RESPONSE', `Provider '${route.provider.id}' sent a stream event that is not a JSON object.`);
+        writer.push(encodeStreamError(failed));
+        return;
+      }
+      writer.push(`data: ${decorated}\n\n`);
     },
     onError(message) {
       failed = new GatewayError('MR_ERR_UPSTREAM_BAD_RESPONSE', `Provider '${route.provider.id}': ${message}.`);

@@ -89,20 +89,25 @@ export class ChunkDecorator {
     this.#replacement = `{"id":${JSON.stringify(generationId)},"provider":${JSON.stringify(provider)}`;
   }
 
-  /** One chunk's JSON text → the text to relay. Text that is not a JSON object passes as is. */
-  decorate(data: string): string {
+  /**
+   * One chunk's JSON text → the text to relay, or undefined when the text is not a JSON object
+   * (an upstream sending garbage: the relay ends the stream with an error instead of passing it
+   * on). Chunks on the usual shape are checked structurally (the known prefix and a closing
+   * brace); others are parsed.
+   */
+  decorate(data: string): string | undefined {
     this.#measure(data);
     if (this.#prefix === undefined && this.#splice) this.#learn(data);
-    if (this.#splice && this.#prefix !== undefined && data.startsWith(this.#prefix)) {
+    if (this.#splice && this.#prefix !== undefined && data.startsWith(this.#prefix) && data.charCodeAt(data.length - 1) === 0x7d) {
       return this.#replacement + data.slice(this.#prefix.length);
     }
     let chunk: unknown;
     try {
       chunk = JSON.parse(data);
     } catch {
-      return data;
+      return undefined;
     }
-    return isObject(chunk) ? this.#serialise(chunk) : data;
+    return isObject(chunk) ? this.#serialise(chunk) : undefined;
   }
 
   /** A parsed chunk that carries usage: rewritten with `usage.cost`. */

@@ -66,7 +66,7 @@ describe('ChunkDecorator', () => {
   it('rewrites id and adds provider on every chunk, by splice or by re-serialising', () => {
     const d = new ChunkDecorator(GEN, 'oa');
     for (const text of [chunk(''), chunk('hello'), JSON.stringify({ object: 'chat.completion.chunk', id: 'chatcmpl-s', choices: [] })]) {
-      const out = JSON.parse(d.decorate(text));
+      const out = JSON.parse(d.decorate(text)!);
       expect(out.id).toBe(GEN);
       expect(out.provider).toBe('oa');
     }
@@ -74,9 +74,17 @@ describe('ChunkDecorator', () => {
 
   it('never duplicates a provider the upstream already sends', () => {
     const d = new ChunkDecorator(GEN, 'oa');
-    const out = d.decorate(chunk('a', { provider: 'Other' }));
+    const out = d.decorate(chunk('a', { provider: 'Other' }))!;
     expect(out.match(/"provider"/g)).toHaveLength(1);
     expect(JSON.parse(out).provider).toBe('oa');
+  });
+
+  it('refuses text that is not a JSON object (the relay then ends the stream with an error)', () => {
+    const d = new ChunkDecorator(GEN, 'oa');
+    expect(d.decorate(chunk('first'))).toBeDefined();
+    for (const garbage of ['not json', '{"id":"chatcmpl-s","choices":[', '[1,2]', '42', '"text"', '']) {
+      expect(d.decorate(garbage), garbage).toBeUndefined();
+    }
   });
 
   it('adds usage.cost to a usage chunk and estimates relayed text from chunk sizes', () => {
