@@ -16,7 +16,7 @@ import {
   formatTime,
   parseFlags,
   printable,
-  reportError,
+  runSubcommand,
   withDatabase,
 } from './context.js';
 
@@ -34,30 +34,14 @@ const CACHE_NOTE = 'running servers apply it within 30 seconds (their key cache 
 
 const HELP = { help: { type: 'boolean', short: 'h' } } as const;
 
-export async function runAccounts(argv: string[], ctx: CliContext): Promise<number> {
-  const [sub, ...rest] = argv;
-  try {
-    switch (sub) {
-      case 'help':
-      case '--help':
-      case '-h':
-        ctx.stdout(ACCOUNTS_USAGE);
-        return EXIT_OK;
-      case 'create':
-        return await create(rest, ctx);
-      case 'list':
-        return await list(rest, ctx);
-      case 'disable':
-      case 'enable':
-        return await setDisabled(rest, ctx, sub === 'disable');
-      case 'billing':
-        return await billing(rest, ctx);
-      default:
-        throw new CliUsageError(sub === undefined ? 'missing subcommand' : `unknown subcommand '${sub}'`);
-    }
-  } catch (err) {
-    return reportError(ctx, err, ACCOUNTS_USAGE);
-  }
+export function runAccounts(argv: string[], ctx: CliContext): Promise<number> {
+  return runSubcommand(argv, ctx, ACCOUNTS_USAGE, {
+    create,
+    list,
+    billing,
+    disable: (args, c) => setDisabled(args, c, true),
+    enable: (args, c) => setDisabled(args, c, false),
+  });
 }
 
 async function create(argv: string[], ctx: CliContext): Promise<number> {

@@ -113,3 +113,25 @@ export async function findAccount(ctx: CliContext, db: Database['db'], email: st
 export function printable(s: string): string {
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
+
+/** A subcommand: the arguments after its name. */
+export type Subcommand = (argv: string[], ctx: CliContext) => Promise<number>;
+
+/**
+ * `maxrouter <command> <subcommand> …`: runs the named subcommand, prints `usage` for `help`,
+ * `--help` or `-h`, and reports a missing or unknown subcommand (or any error) with `usage`.
+ */
+export async function runSubcommand(argv: string[], ctx: CliContext, usage: string, subcommands: Record<string, Subcommand>): Promise<number> {
+  const [sub, ...rest] = argv;
+  try {
+    if (sub === 'help' || sub === '--help' || sub === '-h') {
+      ctx.stdout(usage);
+      return EXIT_OK;
+    }
+    const run = sub !== undefined && Object.hasOwn(subcommands, sub) ? subcommands[sub] : undefined;
+    if (run === undefined) throw new CliUsageError(sub === undefined ? 'missing subcommand' : `unknown subcommand '${sub}'`);
+    return await run(rest, ctx);
+  } catch (err) {
+    return reportError(ctx, err, usage);
+  }
+}

@@ -17,7 +17,7 @@ import {
   formatTime,
   parseFlags,
   printable,
-  reportError,
+  runSubcommand,
   withDatabase,
 } from './context.js';
 
@@ -31,25 +31,8 @@ export const CREDITS_USAGE = `Usage:
 
 const HELP = { help: { type: 'boolean', short: 'h' } } as const;
 
-export async function runCredits(argv: string[], ctx: CliContext): Promise<number> {
-  const [sub, ...rest] = argv;
-  try {
-    switch (sub) {
-      case 'help':
-      case '--help':
-      case '-h':
-        ctx.stdout(CREDITS_USAGE);
-        return EXIT_OK;
-      case 'add':
-        return await add(rest, ctx);
-      case 'show':
-        return await show(rest, ctx);
-      default:
-        throw new CliUsageError(sub === undefined ? 'missing subcommand' : `unknown subcommand '${sub}'`);
-    }
-  } catch (err) {
-    return reportError(ctx, err, CREDITS_USAGE);
-  }
+export function runCredits(argv: string[], ctx: CliContext): Promise<number> {
+  return runSubcommand(argv, ctx, CREDITS_USAGE, { add, show });
 }
 
 async function add(argv: string[], ctx: CliContext): Promise<number> {

@@ -19,7 +19,7 @@ import {
   formatTime,
   parseFlags,
   printable,
-  reportError,
+  runSubcommand,
   withDatabase,
 } from './context.js';
 
@@ -37,27 +37,8 @@ export const KEYS_USAGE = `Usage:
 
 const MAX_NAME_LENGTH = 100;
 
-export async function runKeys(argv: string[], ctx: CliContext): Promise<number> {
-  const [sub, ...rest] = argv;
-  try {
-    switch (sub) {
-      case 'help':
-      case '--help':
-      case '-h':
-        ctx.stdout(KEYS_USAGE);
-        return EXIT_OK;
-      case 'create':
-        return await create(rest, ctx);
-      case 'list':
-        return await list(rest, ctx);
-      case 'revoke':
-        return await revoke(rest, ctx);
-      default:
-        throw new CliUsageError(sub === undefined ? 'missing subcommand' : `unknown subcommand '${sub}'`);
-    }
-  } catch (err) {
-    return reportError(ctx, err, KEYS_USAGE);
-  }
+export function runKeys(argv: string[], ctx: CliContext): Promise<number> {
+  return runSubcommand(argv, ctx, KEYS_USAGE, { create, list, revoke });
 }
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;

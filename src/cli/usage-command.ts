@@ -12,7 +12,7 @@ import {
   formatTable,
   parseFlags,
   printable,
-  reportError,
+  runSubcommand,
   withDatabase,
 } from './context.js';
 
@@ -21,23 +21,8 @@ export const USAGE_USAGE = `Usage:
       requests, tokens and cost per account, UTC day and model, from --from to --to (both included)
 `;
 
-export async function runUsage(argv: string[], ctx: CliContext): Promise<number> {
-  const [sub, ...rest] = argv;
-  try {
-    switch (sub) {
-      case 'help':
-      case '--help':
-      case '-h':
-        ctx.stdout(USAGE_USAGE);
-        return EXIT_OK;
-      case 'report':
-        return await report(rest, ctx);
-      default:
-        throw new CliUsageError(sub === undefined ? 'missing subcommand' : `unknown subcommand '${sub}'`);
-    }
-  } catch (err) {
-    return reportError(ctx, err, USAGE_USAGE);
-  }
+export function runUsage(argv: string[], ctx: CliContext): Promise<number> {
+  return runSubcommand(argv, ctx, USAGE_USAGE, { report });
 }
 
 async function report(argv: string[], ctx: CliContext): Promise<number> {
