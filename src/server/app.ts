@@ -170,7 +170,9 @@ export function parseJsonBody(buf: Buffer, limits: JsonBodyLimits): unknown {
     // V8's message quotes the body: never passed on.
     throw invalidJson();
   }
-  refusePrototypeKeys(value);
+  // A key can only read `__proto__` or `constructor` if those letters are in the text, or if
+  // the text has a \u escape (JSON can escape a letter no other way): otherwise no walk.
+  if (buf.includes('__proto__') || buf.includes('constructor') || buf.includes('\\u')) refusePrototypeKeys(value);
   return value;
 }
 

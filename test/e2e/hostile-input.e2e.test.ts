@@ -266,6 +266,7 @@ describe('slow and hostile clients', () => {
       expect(e.message).toContain('__proto__');
       await expectError(await post('/v1/chat/completions', chat('{"\\u005f_proto__":{}}')), 400, 'MR_ERR_INVALID_REQUEST');
       await expectError(await post('/v1/chat/completions', chat('{"constructor":{"prototype":{}}}')), 400, 'MR_ERR_INVALID_REQUEST');
+      await expectError(await post('/v1/chat/completions', chat('{"\\u0063onstructor":{"\\u0070rototype":{}}}')), 400, 'MR_ERR_INVALID_REQUEST');
       expect(mock.requests).toHaveLength(0);
     });
 
