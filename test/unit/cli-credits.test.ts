@@ -3,43 +3,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runAccounts } from '../../src/cli/accounts-command.js';
-import type { CliContext } from '../../src/cli/context.js';
 import { runCredits } from '../../src/cli/credits-command.js';
 import { openDatabase } from '../../src/storage/database.js';
 import { createRepositories } from '../../src/storage/repositories.js';
+import { capturedCli, type CapturedCli } from '../helpers/cli.js';
 import { DATABASES } from '../helpers/databases.js';
-
-interface Captured extends CliContext {
-  out: string[];
-  err: string[];
-  reset(): void;
-}
 
 for (const target of DATABASES) {
   describe.skipIf(target.skip)(`maxrouter credits add / show (${target.name})`, () => {
     let dir: string;
     let drop: () => Promise<void>;
-    let ctx: Captured;
+    let ctx: CapturedCli;
 
     beforeEach(async () => {
       dir = await mkdtemp(join(tmpdir(), 'mr-cli-'));
       const db = await target.openUrl();
       drop = db.drop;
-      const out: string[] = [];
-      const err: string[] = [];
-      ctx = {
+      ctx = capturedCli({
         databaseUrl: db.url,
         dataDir: join(dir, 'data'),
         defaultBillingMode: 'track',
-        stdout: (s) => out.push(s),
-        stderr: (s) => err.push(s),
-        out,
-        err,
-        reset() {
-          out.length = 0;
-          err.length = 0;
-        },
-      };
+      });
       await runAccounts(['create', '--email', 'ann@example.com'], ctx);
       ctx.reset();
     });

@@ -2,43 +2,27 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { capturedCli, type CapturedCli } from '../helpers/cli.js';
 import { hashApiKey, isWellFormedKey } from '../../src/auth/api-key.js';
 import { KeyAuthenticator } from '../../src/auth/authenticator.js';
 import { loadOrCreateSecret } from '../../src/auth/secret.js';
 import { runAccounts } from '../../src/cli/accounts-command.js';
-import type { CliContext } from '../../src/cli/context.js';
 import { runKeys } from '../../src/cli/keys-command.js';
 import { runMigrate } from '../../src/cli/migrate-command.js';
 import { openDatabase } from '../../src/storage/database.js';
 import { KeysRepo } from '../../src/storage/keys-repo.js';
 import { MIGRATIONS } from '../../src/storage/migrations.js';
 
-interface Captured extends CliContext {
-  out: string[];
-  err: string[];
-  reset(): void;
-}
-
 describe('maxrouter accounts / keys / migrate', () => {
   let dir: string;
-  let ctx: Captured;
+  let ctx: CapturedCli;
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mr-cli-'));
-    const out: string[] = [];
-    const err: string[] = [];
-    ctx = {
+    ctx = capturedCli({
       databaseUrl: `sqlite:${join(dir, 'db', 'maxrouter.db')}`,
       dataDir: join(dir, 'data'),
-      stdout: (s) => out.push(s),
-      stderr: (s) => err.push(s),
-      out,
-      err,
-      reset() {
-        out.length = 0;
-        err.length = 0;
-      },
-    };
+    });
   });
   afterEach(async () => {
     await rm(dir, { recursive: true, force: true });

@@ -3,18 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runAccounts } from '../../src/cli/accounts-command.js';
-import type { CliContext } from '../../src/cli/context.js';
 import { runUsage } from '../../src/cli/usage-command.js';
 import { openDatabase } from '../../src/storage/database.js';
 import { createRepositories } from '../../src/storage/repositories.js';
 import type { UsageRecord } from '../../src/storage/usage-repo.js';
+import { capturedCli, type CapturedCli } from '../helpers/cli.js';
 import { DATABASES } from '../helpers/databases.js';
-
-interface Captured extends CliContext {
-  out: string[];
-  err: string[];
-  reset(): void;
-}
 
 const HEADER = 'date,account_id,key_id,model,requests,tokens_prompt,tokens_completion,tokens_cached,tokens_reasoning,cost_usd\n';
 
@@ -45,7 +39,7 @@ for (const target of DATABASES) {
   describe.skipIf(target.skip)(`maxrouter usage report (${target.name})`, () => {
     let dir: string;
     let drop: () => Promise<void>;
-    let ctx: Captured;
+    let ctx: CapturedCli;
     let ann: string;
     let bob: string;
 
@@ -53,20 +47,10 @@ for (const target of DATABASES) {
       dir = await mkdtemp(join(tmpdir(), 'mr-cli-'));
       const db = await target.openUrl();
       drop = db.drop;
-      const out: string[] = [];
-      const err: string[] = [];
-      ctx = {
+      ctx = capturedCli({
         databaseUrl: db.url,
         dataDir: join(dir, 'data'),
-        stdout: (s) => out.push(s),
-        stderr: (s) => err.push(s),
-        out,
-        err,
-        reset() {
-          out.length = 0;
-          err.length = 0;
-        },
-      };
+      });
       await runAccounts(['create', '--email', 'ann@example.com'], ctx);
       await runAccounts(['create', '--email', 'bob@example.com'], ctx);
       ctx.reset();
