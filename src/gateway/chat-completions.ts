@@ -17,6 +17,7 @@ import type { UpstreamRequest } from '../providers/provider.js';
 import type { Route } from '../routing/catalog.js';
 import type { UpstreamCall } from '../routing/upstream-client.js';
 import { createSSEDecoder } from '../sse/sse-parser.js';
+import { rawJsonOf, rewriteRawJson, type RawJsonObject } from '../server/json-body.js';
 import { computeCost } from '../billing/cost.js';
 import { nanoToUsd } from '../billing/money.js';
 import { admitChat, checkKeyMayCall, estimatePromptTokens, CHARS_PER_TOKEN } from './admission.js';
@@ -52,6 +53,8 @@ export async function chatCompletions(ctx: GatewayContext, request: FastifyReque
   for (const model of controls.models) checkKeyMayCall(key, ctx.catalog.resolve(model, 'chat'));
   const plan = ctx.router.plan(controls.models, controls.provider, 'chat');
   const stream = body.stream === true;
+  // The client's bytes can be forwarded when nothing was taken out of the body.
+  const rawBody = body === raw ? rawJsonOf(body) : undefined;
   const rate = await admitRate(ctx.limiter, ctx.rateDefaults, key, reply, () => chatTokenEstimate(plan.candidates[0]!, body));
   let admission;
   try {
@@ -73,7 +76,7 @@ export async function chatCompletions(ctx: GatewayContext, request: FastifyReque
   };
   const meter = meterRequest(ctx, request, start);
   try {
-    await routeAndRelay(ctx, plan.candidates, body, stream, generationId, reply, meter, start);
+    await routeAndRelay(ctx, plan.candidates, body, rawBody, stream, generationId, reply, meter, start);
   } catch (err) {
     meter.fail(clientGone(reply) ? 499 : err instanceof GatewayError ? err.status : 500, err);
     throw err;
@@ -90,6 +93,7 @@ async function routeAndRelay(
   ctx: GatewayContext,
   candidates: Candidate[],
   body: Body,
+  rawBody: RawJsonObject | undefined,
   stream: boolean,
   generationId: string,
   reply: FastifyReply,
@@ -112,7 +116,7 @@ async function routeAndRelay(
     let providerTicket: RateTicket | undefined;
     try {
       providerTicket = await admitProvider(ctx.limiter, start.key, route);
-      prepared = await startAttempt(route, body, stream, reply);
+      prepared = await startAttempt(route, body, rawBody, stream, reply);
       // Non-streamed answers are read whole before anything is sent, so a bad body can still fail over.
       const json = stream ? undefined : await readJson(prepared.upstream, route.provider);
       schedule.succeeded(!stream); // a stream's breaker verdict comes when it ends (deliver)
@@ -137,7 +141,7 @@ async function routeAndRelay(
 
 interface Prepared {
   upstream: UpstreamCall;
-  upstreamRequest: UpstreamRequest;
+  upstreamRequest: UpstreamRequest<string | Buffer>;
   passthrough: boolean;
   includeUsage: boolean;
   /** Set once the answer is being written to the client. */
@@ -145,9 +149,15 @@ interface Prepared {
 }
 
 /** Builds the request for this endpoint, sends it and waits for a 2xx status (else throws the provider's error). */
-async function startAttempt(route: Route, body: Body, stream: boolean, reply: FastifyReply): Promise<Prepared> {
+async function startAttempt(
+  route: Route,
+  body: Body,
+  rawBody: RawJsonObject | undefined,
+  stream: boolean,
+  reply: FastifyReply,
+): Promise<Prepared> {
   const passthrough = route.provider.adapter.buildPassthroughChatRequest !== undefined;
-  const { upstreamRequest, includeUsage } = passthrough ? passthroughRequest(route, body, stream) : translatedRequest(route, body);
+  const { upstreamRequest, includeUsage } = passthrough ? passthroughRequest(route, body, stream, rawBody) : translatedRequest(route, body);
   const upstream = route.provider.client.post(upstreamRequest);
   abortOnClientClose(reply, upstream);
   await upstreamStarted(upstream, route.provider);
@@ -283,21 +293,38 @@ function estimateUsage(body: Body, json: unknown): IRUsage {
   return { ...emptyUsage(), promptTokens: estimatePromptTokens(body), completionTokens: Math.ceil(chars / CHARS_PER_TOKEN) };
 }
 
-/** Same dialect: forward the client's body with the model id rewritten and usage requested. */
-function passthroughRequest(route: Route, body: Body, stream: boolean): { upstreamRequest: UpstreamRequest; includeUsage: boolean } {
-  const out: Body = { ...body, model: route.upstreamModel };
+/**
+ * Same dialect: forward the client's body with the model id rewritten and usage requested.
+ * When the body reached here unchanged (no routing controls taken out) and its bytes say the
+ * same as its parse (`rawJsonOf`), those bytes are forwarded with the model value replaced, and
+ * `stream_options` appended when the client sent none, instead of serialising the object again.
+ */
+function passthroughRequest(
+  route: Route,
+  body: Body,
+  stream: boolean,
+  raw: RawJsonObject | undefined,
+): { upstreamRequest: UpstreamRequest<string | Buffer>; includeUsage: boolean } {
   let includeUsage = false;
+  let bytes: Buffer | undefined;
+  let out: Body = body;
   if (stream) {
     const so = body.stream_options;
     if (so !== undefined && so !== null && (typeof so !== 'object' || Array.isArray(so))) {
       throw invalidRequest("'stream_options' must be an object.", 'stream_options');
     }
     includeUsage = (so as Body | undefined)?.include_usage === true;
-    out.stream_options = { ...(so as Body | undefined), include_usage: true };
+    if (so === undefined && raw !== undefined) bytes = rewriteRawJson(raw, route.upstreamModel, STREAM_OPTIONS_MEMBER);
+    if (bytes === undefined) out = { ...body, model: route.upstreamModel, stream_options: { ...(so as Body | undefined), include_usage: true } };
+  } else {
+    if (raw !== undefined) bytes = rewriteRawJson(raw, route.upstreamModel);
+    if (bytes === undefined) out = { ...body, model: route.upstreamModel };
   }
-  const upstreamRequest = route.provider.adapter.buildPassthroughChatRequest!(route.provider.target, out);
+  const upstreamRequest = route.provider.adapter.buildPassthroughChatRequest!(route.provider.target, out, bytes);
   return { upstreamRequest, includeUsage };
 }
+
+const STREAM_OPTIONS_MEMBER = '"stream_options":{"include_usage":true}';
 
 /** Another dialect: decode to IR, let the provider adapter build its request. */
 function translatedRequest(route: Route, body: Body): { upstreamRequest: UpstreamRequest; includeUsage: boolean } {

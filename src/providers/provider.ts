@@ -16,12 +16,13 @@ export interface ProviderTarget {
 }
 
 /** An HTTP request for the upstream, built by an adapter; the gateway sends it. */
-export interface UpstreamRequest {
+/** `B`: the body's type; adapters build JSON text, a passthrough may forward the client's bytes. */
+export interface UpstreamRequest<B extends string | Buffer = string> {
   /** Absolute URL. */
   url: string;
   headers: Record<string, string>;
-  /** JSON text. */
-  body: string;
+  /** JSON text (or its UTF-8 bytes). */
+  body: B;
   /** Parameters that could not be honoured exactly (surfaced to the client). */
   warnings: IRWarning[];
 }
@@ -45,8 +46,10 @@ export interface ProviderAdapter {
   /**
    * Same-dialect passthrough: the client's OpenAI-shaped body (model already rewritten) is
    * forwarded as is. Present only on adapters whose upstream speaks OpenAI's dialect.
+   * `bytes`, when given, is that body already serialised (the client's own bytes with the
+   * model rewritten) and is sent instead of serialising `body`.
    */
-  buildPassthroughChatRequest?(target: ProviderTarget, body: Record<string, unknown>): UpstreamRequest;
+  buildPassthroughChatRequest?(target: ProviderTarget, body: Record<string, unknown>, bytes?: Buffer): UpstreamRequest<string | Buffer>;
   /** Same-dialect passthrough of an OpenAI embeddings body (model already rewritten). */
   buildPassthroughEmbeddingsRequest?(target: ProviderTarget, body: Record<string, unknown>): UpstreamRequest;
   buildEmbeddingsRequest?(target: ProviderTarget, req: IREmbeddingsRequest): UpstreamRequest;

@@ -154,6 +154,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
 export class UpstreamClient {
   private readonly pool: Pool;
   private readonly origin: string;
+  private readonly paths = new Map<string, string>();
 
   constructor(
     private readonly cfg: ProviderConfig,
@@ -172,16 +173,31 @@ export class UpstreamClient {
   }
 
   /** Sends a POST. Await `call.started` for the status; transport failures are gateway errors. */
-  post(up: UpstreamRequest): UpstreamCall {
+  post(up: UpstreamRequest<string | Buffer>): UpstreamCall {
     const call = new UpstreamCall(this.cfg.id);
-    const url = new URL(up.url);
-    if (url.origin !== this.origin) {
+    const path = this.pathOf(up.url);
+    if (path === undefined) {
       call.onResponseError(undefined as never, new GatewayError('MR_ERR_INTERNAL', 'Upstream URL does not match the provider origin.'));
       return call;
     }
     if (this.cfg.timeouts.total !== undefined) call.limitTotal(this.cfg.timeouts.total);
-    this.pool.dispatch({ method: 'POST', path: url.pathname + url.search, headers: up.headers, body: up.body }, call);
+    this.pool.dispatch({ method: 'POST', path, headers: up.headers, body: up.body }, call);
     return call;
+  }
+
+  /**
+   * The path and query of an absolute URL on this provider's origin, undefined for any other
+   * origin. Remembered per URL: an endpoint's URLs are a handful of constants.
+   */
+  private pathOf(absolute: string): string | undefined {
+    const known = this.paths.get(absolute);
+    if (known !== undefined) return known;
+    const url = new URL(absolute);
+    if (url.origin !== this.origin) return undefined;
+    const path = url.pathname + url.search;
+    if (this.paths.size >= 1_000) this.paths.clear();
+    this.paths.set(absolute, path);
+    return path;
   }
 
   close(): Promise<void> {

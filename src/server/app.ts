@@ -4,7 +4,6 @@
  * handler that renders every failure in OpenAI's error shape, and no request logging beyond the
  * allowlisted access log.
  */
-import { isUtf8 } from 'node:buffer';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerFactory } from 'fastify';
@@ -19,6 +18,7 @@ import { GatewayError } from '../ir/errors.js';
 import type { AccessLog } from './access-log.js';
 import { registerAccountApi, type AccountApiDeps } from './account-api.js';
 import { registerAdminApi, type AdminApiDeps } from './admin-api.js';
+import { parseJsonBody, type JsonBodyLimits } from './json-body.js';
 import { createTlsServer, type TlsMaterial } from './tls.js';
 
 export interface AppOptions {
@@ -64,116 +64,6 @@ function createPlainServer(http: HttpConfig, handler: (req: IncomingMessage, res
   // is not limited by them, and no socket inactivity timeout applies either.
   server.setTimeout(0);
   return server;
-}
-
-const JSON_OPEN_ARRAY = 0x5b; // [
-const JSON_OPEN_OBJECT = 0x7b; // {
-const JSON_CLOSE_ARRAY = 0x5d; // ]
-const JSON_CLOSE_OBJECT = 0x7d; // }
-const JSON_COMMA = 0x2c;
-const JSON_QUOTE = 0x22;
-const JSON_BACKSLASH = 0x5c;
-
-export interface JsonBodyLimits {
-  /** Deepest nesting of arrays and objects. */
-  maxDepth: number;
-  /** Most elements of one array, or members of one object. */
-  maxItems: number;
-}
-
-function tooDeep(limits: JsonBodyLimits): GatewayError {
-  return new GatewayError('MR_ERR_INVALID_REQUEST', `The request body nests arrays and objects deeper than ${limits.maxDepth} levels.`);
-}
-
-function tooManyItems(limits: JsonBodyLimits): GatewayError {
-  return new GatewayError(
-    'MR_ERR_INVALID_REQUEST',
-    `The request body has an array or object with more than ${limits.maxItems} items.`,
-  );
-}
-
-const invalidJson = () => new GatewayError('MR_ERR_INVALID_JSON', 'The request body is not valid JSON.');
-
-/**
- * Checks nesting depth and container sizes on the raw bytes, before anything is parsed: V8's
- * JSON.parse takes about a second per million levels of nesting, and what it builds would then
- * overflow the stack of any recursive code after it. One pass; string contents are skipped with
- * `indexOf`. Malformed JSON passes through to JSON.parse, which reports it.
- */
-function scanJsonShape(buf: Buffer, limits: JsonBodyLimits): void {
-  const items: number[] = [];
-  let depth = 0;
-  for (let i = 0; i < buf.length; i++) {
-    const c = buf[i];
-    if (c === JSON_QUOTE) {
-      // Skip to the closing quote: one preceded by an even number of backslashes.
-      let j = i;
-      for (;;) {
-        j = buf.indexOf(JSON_QUOTE, j + 1);
-        if (j < 0) return; // unterminated string: JSON.parse rejects it
-        let k = j - 1;
-        while (buf[k] === JSON_BACKSLASH) k--;
-        if ((j - 1 - k) % 2 === 0) break;
-      }
-      i = j;
-    } else if (c === JSON_OPEN_ARRAY || c === JSON_OPEN_OBJECT) {
-      if (++depth > limits.maxDepth) throw tooDeep(limits);
-      items[depth] = 0;
-    } else if (c === JSON_CLOSE_ARRAY || c === JSON_CLOSE_OBJECT) {
-      if (--depth < 0) throw invalidJson();
-    } else if (c === JSON_COMMA && depth > 0) {
-      // n commas separate n + 1 items.
-      if (++items[depth]! >= limits.maxItems) throw tooManyItems(limits);
-    }
-  }
-}
-
-/**
- * Keys that would reach an object's prototype if the parsed body were merged into another
- * object (`__proto__`, `constructor.prototype`): refused, as Fastify's own parser does.
- */
-function refusePrototypeKeys(root: unknown): void {
-  if (typeof root !== 'object' || root === null) return;
-  const stack: object[] = [root];
-  while (stack.length > 0) {
-    const v = stack.pop()!;
-    if (Array.isArray(v)) {
-      for (const x of v) if (typeof x === 'object' && x !== null) stack.push(x);
-      continue;
-    }
-    if (Object.hasOwn(v, '__proto__')) {
-      throw new GatewayError('MR_ERR_INVALID_REQUEST', "The request body has a '__proto__' key, which is not accepted.");
-    }
-    for (const k of Object.keys(v)) {
-      const x = (v as Record<string, unknown>)[k];
-      if (typeof x !== 'object' || x === null) continue;
-      if (k === 'constructor' && Object.hasOwn(x, 'prototype')) {
-        throw new GatewayError('MR_ERR_INVALID_REQUEST', "The request body has a 'constructor.prototype' key, which is not accepted.");
-      }
-      stack.push(x);
-    }
-  }
-}
-
-/**
- * The JSON request body parser: UTF-8 (RFC 8259), at most `maxDepth` levels and `maxItems`
- * items per container, no prototype keys. Every refusal is a 400 in OpenAI's error shape.
- */
-export function parseJsonBody(buf: Buffer, limits: JsonBodyLimits): unknown {
-  if (buf.length === 0) throw new GatewayError('MR_ERR_INVALID_JSON', 'The request body is empty; a JSON object is required.');
-  if (!isUtf8(buf)) throw new GatewayError('MR_ERR_INVALID_JSON', 'The request body is not valid UTF-8.');
-  scanJsonShape(buf, limits);
-  let value: unknown;
-  try {
-    value = JSON.parse(buf.toString('utf8'));
-  } catch {
-    // V8's message quotes the body: never passed on.
-    throw invalidJson();
-  }
-  // A key can only read `__proto__` or `constructor` if those letters are in the text, or if
-  // the text has a \u escape (JSON can escape a letter no other way): otherwise no walk.
-  if (buf.includes('__proto__') || buf.includes('constructor') || buf.includes('\\u')) refusePrototypeKeys(value);
-  return value;
 }
 
 /**

@@ -44,6 +44,41 @@ for (const type of ['openai', 'openai-compatible'] as const) {
     });
     beforeEach(() => mock.reset());
 
+    it("forwards the client's own bytes with only the model replaced (stream_options appended to a stream)", async () => {
+      const send = (text: string) =>
+        fetch(`${t.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${t.apiKey}`, 'content-type': 'application/json' },
+          body: text,
+        });
+      // A seed no double can hold, and a "model" inside a message: forwarded as written.
+      const text = '{\n  "model": "test/chat",\n  "seed": 12345678901234567890,\n  "messages": [{"role": "user", "content": "say \\"model\\": 1"}]\n}';
+      mock.enqueue(openaiText({ text: 'ok' }));
+      expect((await send(text)).status).toBe(200);
+      expect(mock.requests[0]!.body).toBe(text.replace('"test/chat"', '"gpt-4o-mini"'));
+
+      mock.enqueue(openaiTextStream(['ok']));
+      const streamed = await send('{"stream":true,"model":"test/chat","messages":[{"role":"user","content":"hi"}]}');
+      expect(streamed.status).toBe(200);
+      await streamed.text();
+      expect(mock.requests[1]!.body).toBe(
+        '{"stream":true,"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}',
+      );
+    });
+
+    it('serialises the parsed body when the bytes could be read two ways (a duplicated key)', async () => {
+      mock.enqueue(openaiText({ text: 'ok' }));
+      const res = await fetch(`${t.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.apiKey}`, 'content-type': 'application/json' },
+        body: '{"model":"test/chat","messages":[{"role":"user","content":"first"}],"messages":[{"role":"user","content":"second"}]}',
+      });
+      expect(res.status).toBe(200);
+      // What the gateway read (the last value, as JSON.parse does) is exactly what went upstream.
+      expect(JSON.parse(mock.requests[0]!.body)).toEqual({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'second' }] });
+      expect(mock.requests[0]!.body.match(/"messages"/g)).toHaveLength(1);
+    });
+
     it('answers a non-streamed text request with the upstream response, model id rewritten upstream', async () => {
       mock.enqueue(openaiText({ text: 'Hi there' }));
       const res = await t.client.chat.completions.create({ model: 'test/chat', messages: [{ role: 'user', content: 'Hello' }] });

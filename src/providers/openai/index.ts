@@ -17,11 +17,11 @@ function make(type: ProviderType): ProviderAdapter {
         warnings: [],
       };
     },
-    buildPassthroughChatRequest(target, body) {
+    buildPassthroughChatRequest(target, body, bytes) {
       return {
         url: openaiUrl(target, '/chat/completions'),
         headers: openaiHeaders(target),
-        body: JSON.stringify(body),
+        body: bytes ?? JSON.stringify(body),
         warnings: [],
       };
     },
