@@ -54,7 +54,7 @@ export async function chatCompletions(ctx: GatewayContext, request: FastifyReque
   const plan = ctx.router.plan(controls.models, controls.provider, 'chat');
   const stream = body.stream === true;
   // The client's bytes can be forwarded when nothing was taken out of the body.
-  const rawBody = body === raw ? rawJsonOf(body) : undefined;
+  const rawBody = body === raw ? rawJsonOf(body, request.rawJson) : undefined;
   const rate = await admitRate(ctx.limiter, ctx.rateDefaults, key, reply, () => chatTokenEstimate(plan.candidates[0]!, body));
   let admission;
   try {

@@ -3,6 +3,7 @@ import type { Catalog, Route } from '../routing/catalog.js';
 import type { IRUsage } from '../ir/usage.js';
 
 import type { AuthedKey } from '../auth/authenticator.js';
+import type { RawJsonObject } from '../server/json-body.js';
 import type { Router } from '../routing/router.js';
 import type { RateLimiter, RateTicket } from '../limits/limiter.js';
 import type { RateLimitDefaults } from './rate-limits.js';
@@ -54,6 +55,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Set once the request has a meter: its outcome is recorded there, not by the error handler. */
     metered: boolean;
+    /** The layout of the JSON body's bytes (set by the body parser), for forwarding them. */
+    rawJson: RawJsonObject | undefined;
   }
 }
 

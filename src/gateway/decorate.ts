@@ -11,9 +11,7 @@ import type { IRUsage } from '../ir/usage.js';
 
 type Body = Record<string, unknown>;
 
-const ID_HEAD = /^\s*\{\s*"id"\s*:\s*/;
 const USAGE_KEY = '"usage"';
-const USAGE_OPEN = /\s*:\s*\{\s*/y;
 
 function isObject(v: unknown): v is Body {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -47,17 +45,24 @@ export function decorateCompletion(
  */
 function splice(text: string, json: Body, generationId: string, provider: string, cost: number): string | undefined {
   if (typeof json.id !== 'string' || json.provider !== undefined || !isObject(json.usage) || json.usage.cost !== undefined) return undefined;
-  const head = ID_HEAD.exec(text);
-  if (head === null) return undefined;
+  // `{ "id" : ` …
+  let at = skipSpace(text, 0);
+  if (text.charCodeAt(at) !== 0x7b) return undefined; // {
+  at = skipSpace(text, at + 1);
+  if (!text.startsWith('"id"', at)) return undefined;
+  at = skipSpace(text, at + 4);
+  if (text.charCodeAt(at) !== 0x3a) return undefined; // :
+  const idStart = skipSpace(text, at + 1);
   const idLiteral = JSON.stringify(json.id);
-  const idStart = head[0].length;
   if (!text.startsWith(idLiteral, idStart)) return undefined;
   const usageAt = text.indexOf(USAGE_KEY);
   if (usageAt < 0 || usageAt !== text.lastIndexOf(USAGE_KEY)) return undefined;
-  USAGE_OPEN.lastIndex = usageAt + USAGE_KEY.length;
-  const open = USAGE_OPEN.exec(text);
-  if (open === null) return undefined;
-  const inner = USAGE_OPEN.lastIndex; // first character after `{` and any whitespace
+  // … and `"usage" : {`.
+  at = skipSpace(text, usageAt + USAGE_KEY.length);
+  if (text.charCodeAt(at) !== 0x3a) return undefined;
+  at = skipSpace(text, at + 1);
+  if (text.charCodeAt(at) !== 0x7b) return undefined;
+  const inner = skipSpace(text, at + 1); // first character after `{` and any whitespace
   const emptyUsage = text.charCodeAt(inner) === 0x7d; // `}`
   const idEnd = idStart + idLiteral.length;
   return (
@@ -66,6 +71,15 @@ function splice(text: string, json: Body, generationId: string, provider: string
     `"cost":${JSON.stringify(cost)}${emptyUsage ? '' : ','}` +
     text.slice(inner)
   );
+}
+
+/** The index of the first character at or after `i` that is not JSON whitespace. */
+function skipSpace(text: string, i: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i;
+    i++;
+  }
 }
 
 /**

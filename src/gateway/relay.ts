@@ -27,8 +27,16 @@ export function newGenerationId(now = Date.now()): string {
   }
   const rand = pool.toString('hex', poolAt, poolAt + 10);
   poolAt += 10;
-  return `gen-${now.toString(16).padStart(12, '0')}${rand}`;
+  if (now !== prefixAt) {
+    prefixAt = now;
+    prefix = `gen-${now.toString(16).padStart(12, '0')}`;
+  }
+  return prefix + rand;
 }
+
+/** The id prefix of the last millisecond an id was made in. */
+let prefixAt = -1;
+let prefix = '';
 
 /** Random bytes drawn 4 KiB at a time: one system call per ~400 ids instead of one each. */
 const pool = Buffer.alloc(4096);

@@ -57,7 +57,7 @@ export function createMeterFactory(sink: UsageSink, log: AccessLog, accounting: 
         model: start.route.modelId,
         provider: start.route.provider.id,
         status,
-        ...(errorCode ? { errorCode } : {}),
+        errorCode,
         streamed: start.streamed,
         promptTokens: usage.promptTokens,
         completionTokens: usage.completionTokens,

@@ -415,6 +415,14 @@ export function backoffMs(
   return Math.min(Math.floor(r * ceiling), remaining);
 }
 
+/** The last policy completed with the defaults: every request of a router passes the same object. */
+let completed: { from: Partial<RetryPolicy>; policy: Readonly<RetryPolicy> } | undefined;
+
+function completePolicy(policy: Partial<RetryPolicy>): Readonly<RetryPolicy> {
+  if (completed?.from !== policy) completed = { from: policy, policy: Object.freeze({ ...DEFAULT_RETRY_POLICY, ...policy }) };
+  return completed.policy;
+}
+
 /** Counts attempts (per endpoint and in all) and time against a `RetryPolicy`. */
 export class RetryBudget {
   readonly policy: Readonly<RetryPolicy>;
@@ -424,7 +432,7 @@ export class RetryBudget {
   #attempts = 0;
 
   constructor(policy: Partial<RetryPolicy> = {}, now: () => number = Date.now) {
-    this.policy = { ...DEFAULT_RETRY_POLICY, ...policy };
+    this.policy = completePolicy(policy);
     this.#now = now;
     this.#start = now();
   }

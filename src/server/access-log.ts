@@ -44,6 +44,19 @@ export interface AccessLogOptions {
   batchBytes?: number;
 }
 
+/**
+ * A JSON string literal of `s`: the usual values (ids, model and provider names) need no escape
+ * and are quoted directly; anything with a quote, backslash, control character or surrogate
+ * goes through JSON.stringify.
+ */
+export function quote(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
+  }
+  return `"${s}"`;
+}
+
 export class AccessLog {
   private readonly enabled: boolean;
   readonly #batchMs: number;
@@ -68,7 +81,7 @@ export class AccessLog {
     for (const f of ACCESS_LOG_FIELDS) {
       const v = entry[f];
       if (v === undefined) continue;
-      line += typeof v === 'string' ? `,"${f}":${JSON.stringify(v)}` : `,"${f}":${v}`;
+      line += typeof v === 'string' ? `,"${f}":${quote(v)}` : `,"${f}":${v}`;
     }
     line += ',"msg":"request"}\n';
     if (this.#batchMs === 0) {

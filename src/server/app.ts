@@ -142,15 +142,18 @@ export function buildApp(opts: AppOptions): FastifyInstance {
 
   const jsonLimits: JsonBodyLimits = { maxDepth: http.maxJsonDepth, maxItems: http.maxJsonItems };
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     try {
-      done(null, parseJsonBody(body as Buffer, jsonLimits));
+      const parsed = parseJsonBody(body as Buffer, jsonLimits);
+      request.rawJson = parsed.raw;
+      done(null, parsed.value);
     } catch (err) {
       done(err as Error, undefined);
     }
   });
 
   app.decorateRequest('metered', false);
+  app.decorateRequest('rawJson', undefined);
 
   app.setErrorHandler((error: unknown, request, reply) => {
     const err = error instanceof GatewayError ? error : fromFastifyError(error as FastifyError);

@@ -5,7 +5,7 @@
  * The one pass over the bytes that enforces the bounds also notes where the top-level object's
  * members are, so a handler that forwards the body nearly unchanged (same dialect) can send the
  * client's own bytes with one value replaced instead of serialising the parsed object again
- * (`rawJsonOf`).
+ * (`rawJsonOf`, `rewriteRawJson`).
  */
 import { isUtf8 } from 'node:buffer';
 import { GatewayError } from '../ir/errors.js';
@@ -157,17 +157,20 @@ function refusePrototypeKeys(root: unknown): void {
   }
 }
 
-/** Parsed top-level objects → their bytes and layout. Weak: gone with the request. */
-const rawObjects = new WeakMap<object, RawJsonObject>();
+/** A parsed body, and the layout of its bytes when it is an object. */
+export interface ParsedJsonBody {
+  value: unknown;
+  raw: RawJsonObject | undefined;
+}
 
 /**
  * The JSON request body parser: UTF-8 (RFC 8259), at most `maxDepth` levels and `maxItems`
  * items per container, no prototype keys. Every refusal is a 400 in OpenAI's error shape.
  */
-export function parseJsonBody(buf: Buffer, limits: JsonBodyLimits): unknown {
+export function parseJsonBody(buf: Buffer, limits: JsonBodyLimits): ParsedJsonBody {
   if (buf.length === 0) throw new GatewayError('MR_ERR_INVALID_JSON', 'The request body is empty; a JSON object is required.');
   if (!isUtf8(buf)) throw new GatewayError('MR_ERR_INVALID_JSON', 'The request body is not valid UTF-8.');
-  const layout = scanJsonShape(buf, limits);
+  const raw = scanJsonShape(buf, limits);
   let value: unknown;
   try {
     value = JSON.parse(buf.toString('utf8'));
@@ -178,17 +181,15 @@ export function parseJsonBody(buf: Buffer, limits: JsonBodyLimits): unknown {
   // A key can only read `__proto__` or `constructor` if those letters are in the text, or if
   // the text has a \u escape (JSON can escape a letter no other way): otherwise no walk.
   if (buf.includes('__proto__') || buf.includes('constructor') || buf.includes('\\u')) refusePrototypeKeys(value);
-  if (layout !== undefined && typeof value === 'object' && value !== null) rawObjects.set(value, layout);
-  return value;
+  return { value, raw };
 }
 
 /**
- * The client's bytes of a body `parseJsonBody` returned, when they can stand for it: every
- * member written once (a duplicated key would be read one way here and maybe another way
- * upstream), so the parsed object and the bytes say the same. Undefined otherwise.
+ * `raw` (the layout `parseJsonBody` returned with `body`) when its bytes can stand for `body`:
+ * every member written once (a duplicated key would be read one way here and maybe another
+ * way upstream), so the parsed object and the bytes say the same. Undefined otherwise.
  */
-export function rawJsonOf(body: object): RawJsonObject | undefined {
-  const raw = rawObjects.get(body);
+export function rawJsonOf(body: object, raw: RawJsonObject | undefined): RawJsonObject | undefined {
   if (raw === undefined || raw.members !== Object.keys(body).length) return undefined;
   return raw;
 }

@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { AccessLog } from '../../src/server/access-log.js';
+import fc from 'fast-check';
+import { AccessLog, quote } from '../../src/server/access-log.js';
 
 describe('AccessLog', () => {
   it('writes one JSON line in the logger format with allowlisted fields only', () => {
@@ -36,5 +37,18 @@ describe('AccessLog', () => {
     log.flush();
     const all = chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l).status);
     expect(all).toEqual([200, 201, ...Array.from({ length: 10 }, (_, i) => 300 + i)]);
+  });
+});
+
+describe('quote', () => {
+  it('is JSON.stringify for any string, escapes included', () => {
+    for (const s of ['', 'key_01', 'openai/gpt-4o', 'a"b', 'a\\b', 'line\nbreak', '\u0000', '\ud800', 'é ☃ 😀']) {
+      expect(quote(s)).toBe(JSON.stringify(s));
+    }
+    fc.assert(fc.property(fc.string({ unit: 'binary' }), (s) => {
+        expect(quote(s)).toBe(JSON.stringify(s));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -1,17 +1,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseJsonBody, rawJsonOf, rewriteRawJson } from '../../src/server/json-body.js';
+import { parseJsonBody, rawJsonOf, rewriteRawJson, type RawJsonObject } from '../../src/server/json-body.js';
 
 const LIMITS = { maxDepth: 64, maxItems: 10_000 };
 
-function parse(text: string): Record<string, unknown> {
-  return parseJsonBody(Buffer.from(text), LIMITS) as Record<string, unknown>;
+function parse(text: string): { body: Record<string, unknown>; raw: RawJsonObject | undefined } {
+  const { value, raw } = parseJsonBody(Buffer.from(text), LIMITS);
+  return { body: value as Record<string, unknown>, raw };
 }
 
 /** What the forwarded bytes say, or undefined when the caller must serialise instead. */
 function forwarded(text: string, model = 'up/model', append?: string): unknown {
-  const body = parse(text);
-  const raw = rawJsonOf(body);
+  const parsed = parse(text);
+  const raw = rawJsonOf(parsed.body, parsed.raw);
   if (raw === undefined) return undefined;
   const bytes = rewriteRawJson(raw, model, append);
   return bytes === undefined ? undefined : JSON.parse(bytes.toString('utf8'));
@@ -20,8 +21,8 @@ function forwarded(text: string, model = 'up/model', append?: string): unknown {
 describe('forwarding the client body bytes with the model replaced', () => {
   it('replaces only the top-level model value and keeps every other byte', () => {
     const text = '{ "model" : "client/model", "seed": 12345678901234567890, "messages":[{"role":"user","content":"hé \\"model\\": \\"x\\""}] }';
-    const body = parse(text);
-    const bytes = rewriteRawJson(rawJsonOf(body)!, 'gpt-4o-mini')!.toString('utf8');
+    const { body, raw } = parse(text);
+    const bytes = rewriteRawJson(rawJsonOf(body, raw)!, 'gpt-4o-mini')!.toString('utf8');
     expect(bytes).toBe(text.replace('"client/model"', '"gpt-4o-mini"'));
     // The integer the client wrote is forwarded as written, not rounded through a double.
     expect(bytes).toContain('12345678901234567890');
@@ -64,7 +65,9 @@ describe('forwarding the client body bytes with the model replaced', () => {
   });
 
   it('has no layout for anything but a top-level object', () => {
-    expect(rawJsonOf(parseJsonBody(Buffer.from('[{"model":"a"}]'), LIMITS) as object)).toBeUndefined();
+    const { value, raw } = parseJsonBody(Buffer.from('[{"model":"a"}]'), LIMITS);
+    expect(raw).toBeUndefined();
+    expect(rawJsonOf(value as object, raw)).toBeUndefined();
   });
 
   it('for any object, the forwarded bytes parse to the parsed body with the model replaced', () => {
