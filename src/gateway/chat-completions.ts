@@ -196,20 +196,21 @@ async function deliver(
       const reported = usageFromOpenAI((json as Body | null)?.usage);
       const usage = reported ?? estimateUsage(body, json);
       const cost = computeCost(usage, route.prices);
+      // The answer first (its bytes leave now), then the bookkeeping, which no client waits for.
+      reply.headers(headers).type('application/json').send(decorateCompletion(text, json, generationId, route.provider.id, cost, usage));
       meter.finish(200, usage, cost, reported === undefined);
       recordHealth(usage.completionTokens);
-      reply.headers(headers).type('application/json').send(decorateCompletion(text, json, generationId, route.provider.id, cost, usage));
       return;
     }
     const result = route.provider.adapter.parseChatResponse(json);
     const cost = computeCost(result.usage, route.prices);
-    meter.finish(200, result.usage, cost);
-    recordHealth(result.usage.completionTokens);
     const created = Math.floor(Date.now() / 1000);
     reply
       .headers(headers)
       .type('application/json')
       .send(JSON.stringify(encodeChatResponse(result, generationId, result.model ?? route.upstreamModel, created, route.provider.id, cost)));
+    meter.finish(200, result.usage, cost);
+    recordHealth(result.usage.completionTokens);
     return;
   }
 
