@@ -16,7 +16,7 @@
  * BENCH_RETRIES times (default 2).
  *
  * BENCH_PROFILE=json|stream runs only the `info` gateway (or, with BENCH_PROFILE_TARGET=proxy,
- * the bare proxy) under `node --cpu-prof` at 32 connections and prints its top functions over
+ * the bare proxy) under `node --cpu-prof` at 32 connections (BENCH_PROFILE_CONNECTIONS) and prints its top functions over
  * the measured window, per request.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -53,6 +53,7 @@ const MAX_OTHER_LOAD = Number(process.env.BENCH_MAX_OTHER_LOAD ?? 0.2);
 const RETRIES = Math.max(0, Math.round(Number(process.env.BENCH_RETRIES ?? 2)));
 const PROFILE = ((v) => (v === '1' ? 'json' : v))(process.env.BENCH_PROFILE) as 'json' | 'stream' | undefined;
 if (PROFILE !== undefined && PROFILE !== 'json' && PROFILE !== 'stream') throw new Error('BENCH_PROFILE must be json or stream');
+const PROFILE_CONNECTIONS = envNumber('BENCH_PROFILE_CONNECTIONS', 32);
 
 // ─── child processes ────────────────────────────────────────────────────────────────────────
 
@@ -537,7 +538,7 @@ async function profile(mode: Mode, which: 'gateway' | 'proxy'): Promise<void> {
       : await startChild('bare-proxy', 'bare-proxy.ts', [String(upstream.info.url)], profArgs);
   const t = which === 'gateway' ? gatewayTarget(gw, 'gateway (info)') : plainTarget(gw, 'bare proxy');
   await check(t, mode === 'stream');
-  const row = await load(t, mode, 32);
+  const row = await load(t, mode, PROFILE_CONNECTIONS);
   await stopChild(gw);
   await stopChild(upstream);
   // The loader (tsx) runs in a worker thread that writes its own, nearly idle, profile: take the busiest.
@@ -546,7 +547,7 @@ async function profile(mode: Mode, which: 'gateway' | 'proxy'): Promise<void> {
   summaries.sort((a, b) => b.s.totalMs - b.s.idleMs - (a.s.totalMs - a.s.idleMs));
   const main = summaries[0];
   if (!main) throw new Error(`no profile written to ${dir}`);
-  console.log(`\n### CPU profile of ${t.name}, ${mode}, 32 connections, ${DURATION} s: ${join(dir, main.f)}\n`);
+  console.log(`\n### CPU profile of ${t.name}, ${mode}, ${PROFILE_CONNECTIONS} connection(s), ${DURATION} s: ${join(dir, main.f)}\n`);
   console.log(`${fmt(row.rps, 0)} req/s under the profiler (slower than without); ${row.requests} requests in the window\n`);
   console.log(formatProfileSummary(main.s, 30, row.requests));
 }
