@@ -169,7 +169,7 @@ async function deliver(
   ctx: GatewayContext,
   route: Route & { key?: string },
   prepared: Prepared,
-  readBody: { bytes: Buffer; json: unknown } | undefined,
+  readBody: { text: string; json: unknown } | undefined,
   body: Body,
   stream: boolean,
   generationId: string,
@@ -189,7 +189,7 @@ async function deliver(
   };
 
   if (!stream) {
-    const { bytes, json } = readBody!;
+    const { text, json } = readBody!;
     if (passthrough) {
       // Same dialect: the upstream's bytes go to the client with the generation id, the
       // provider and usage.cost spliced in; usage is tapped.
@@ -197,7 +197,7 @@ async function deliver(
       const usage = reported ?? estimateUsage(body, json);
       const cost = computeCost(usage, route.prices);
       // The answer first (its bytes leave now), then the bookkeeping, which no client waits for.
-      reply.headers(headers).type('application/json').send(decorateCompletion(bytes, json, generationId, route.provider.id, cost, usage));
+      reply.headers(headers).type('application/json').send(decorateCompletion(text, json, generationId, route.provider.id, cost, usage));
       meter.finish(200, usage, cost, reported === undefined);
       recordHealth(usage.completionTokens);
       return;

@@ -11,26 +11,27 @@ import type { IRUsage } from '../ir/usage.js';
 
 type Body = Record<string, unknown>;
 
+const USAGE_KEY = '"usage"';
 
 function isObject(v: unknown): v is Body {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**
- * A non-streamed chat completion: `bytes` is the upstream's body, `json` its parse. `usage` is
- * what was billed (used when the upstream reported none). The result is the body to send.
+ * A non-streamed chat completion: `text` is the upstream's body, `json` its parse. `usage` is
+ * what was billed (used when the upstream reported none).
  */
 export function decorateCompletion(
-  bytes: Buffer,
+  text: string,
   json: unknown,
   generationId: string,
   provider: string,
   costNano: number,
   usage: IRUsage,
-): Buffer | string {
-  if (!isObject(json)) return bytes;
+): string {
+  if (!isObject(json)) return text;
   const cost = nanoToUsd(costNano);
-  const spliced = splice(bytes, json, generationId, provider, cost);
+  const spliced = splice(text, json, generationId, provider, cost);
   if (spliced !== undefined) return spliced;
   const { id: _id, provider: _p, ...rest } = json;
   const u = isObject(json.usage) ? { ...json.usage, cost } : encodeUsage(usage, costNano);
@@ -38,54 +39,44 @@ export function decorateCompletion(
 }
 
 /**
- * Splices into the usual shape, on the bytes (no string is built from the body): the body
- * starts with `{"id": "<string>"` and holds exactly one `"usage"` key whose value is an object
- * without `cost`, and no top-level `provider`. (A `"` inside a JSON string is always escaped, so
- * an unescaped `"usage"` followed by `:` is a key; and no byte of a multi-byte UTF-8 character
- * is ASCII, so ASCII found in the bytes is that ASCII.)
+ * Splices into the usual shape: the body starts with `{"id": "<string>"` and holds exactly one
+ * `"usage"` key whose value is an object without `cost`, and no top-level `provider`. (A `"`
+ * inside a JSON string is always escaped, so an unescaped `"usage"` followed by `:` is a key.)
  */
-function splice(bytes: Buffer, json: Body, generationId: string, provider: string, cost: number): Buffer | undefined {
+function splice(text: string, json: Body, generationId: string, provider: string, cost: number): string | undefined {
   if (typeof json.id !== 'string' || json.provider !== undefined || !isObject(json.usage) || json.usage.cost !== undefined) return undefined;
   // `{ "id" : ` …
-  let at = skipSpace(bytes, 0);
-  if (bytes[at] !== 0x7b) return undefined; // {
-  at = skipSpace(bytes, at + 1);
-  if (!bytesAt(bytes, ID_KEY, at)) return undefined;
-  at = skipSpace(bytes, at + ID_KEY.length);
-  if (bytes[at] !== 0x3a) return undefined; // :
-  const idStart = skipSpace(bytes, at + 1);
-  const idLiteral = Buffer.from(JSON.stringify(json.id));
-  if (!bytesAt(bytes, idLiteral, idStart)) return undefined;
-  const usageAt = bytes.indexOf(USAGE_KEY);
-  if (usageAt < 0 || usageAt !== bytes.lastIndexOf(USAGE_KEY)) return undefined;
+  let at = skipSpace(text, 0);
+  if (text.charCodeAt(at) !== 0x7b) return undefined; // {
+  at = skipSpace(text, at + 1);
+  if (!text.startsWith('"id"', at)) return undefined;
+  at = skipSpace(text, at + 4);
+  if (text.charCodeAt(at) !== 0x3a) return undefined; // :
+  const idStart = skipSpace(text, at + 1);
+  const idLiteral = JSON.stringify(json.id);
+  if (!text.startsWith(idLiteral, idStart)) return undefined;
+  const usageAt = text.indexOf(USAGE_KEY);
+  if (usageAt < 0 || usageAt !== text.lastIndexOf(USAGE_KEY)) return undefined;
   // … and `"usage" : {`.
-  at = skipSpace(bytes, usageAt + USAGE_KEY.length);
-  if (bytes[at] !== 0x3a) return undefined;
-  at = skipSpace(bytes, at + 1);
-  if (bytes[at] !== 0x7b) return undefined;
-  const inner = skipSpace(bytes, at + 1); // first byte after `{` and any whitespace
-  const emptyUsage = bytes[inner] === 0x7d; // `}`
+  at = skipSpace(text, usageAt + USAGE_KEY.length);
+  if (text.charCodeAt(at) !== 0x3a) return undefined;
+  at = skipSpace(text, at + 1);
+  if (text.charCodeAt(at) !== 0x7b) return undefined;
+  const inner = skipSpace(text, at + 1); // first character after `{` and any whitespace
+  const emptyUsage = text.charCodeAt(inner) === 0x7d; // `}`
   const idEnd = idStart + idLiteral.length;
-  return Buffer.concat([
-    Buffer.from(`{"id":${JSON.stringify(generationId)},"provider":${JSON.stringify(provider)}`),
-    bytes.subarray(idEnd, inner),
-    Buffer.from(`"cost":${JSON.stringify(cost)}${emptyUsage ? '' : ','}`),
-    bytes.subarray(inner),
-  ]);
+  return (
+    `{"id":${JSON.stringify(generationId)},"provider":${JSON.stringify(provider)}` +
+    text.slice(idEnd, inner) +
+    `"cost":${JSON.stringify(cost)}${emptyUsage ? '' : ','}` +
+    text.slice(inner)
+  );
 }
 
-const ID_KEY = Buffer.from('"id"');
-const USAGE_KEY = Buffer.from('"usage"');
-
-/** Whether `bytes` holds `needle` at `at`. */
-function bytesAt(bytes: Buffer, needle: Buffer, at: number): boolean {
-  return at + needle.length <= bytes.length && bytes.compare(needle, 0, needle.length, at, at + needle.length) === 0;
-}
-
-/** The index of the first byte at or after `i` that is not JSON whitespace. */
-function skipSpace(bytes: Buffer, i: number): number {
+/** The index of the first character at or after `i` that is not JSON whitespace. */
+function skipSpace(text: string, i: number): number {
   for (;;) {
-    const c = bytes[i];
+    const c = text.charCodeAt(i);
     if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i;
     i++;
   }

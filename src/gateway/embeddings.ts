@@ -93,13 +93,13 @@ export async function embeddings(ctx: GatewayContext, request: FastifyRequest, r
     const upstream = route.provider.client.post(up);
     abortOnClientClose(reply, upstream);
     await upstreamStarted(upstream, route.provider);
-    const { bytes, json } = await readJson(upstream, route.provider);
+    const { text, json } = await readJson(upstream, route.provider);
     const headers = commonHeaders(generationId, route.provider, up.warnings);
     if (adapter.buildPassthroughEmbeddingsRequest) {
       const reported = tokenCount((json as any)?.usage?.prompt_tokens);
       const promptTokens = reported || (strings ? estimateTokens(strings) : 0);
       meter.finish(200, { ...emptyUsage(), promptTokens }, undefined, reported === 0 && promptTokens > 0);
-      reply.headers(headers).type('application/json').send(bytes);
+      reply.headers(headers).type('application/json').send(text);
       return;
     }
     const result = adapter.parseEmbeddingsResponse!(json);

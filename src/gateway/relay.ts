@@ -67,11 +67,11 @@ export async function upstreamStarted(call: UpstreamCall, provider: ProviderRunt
   throw provider.adapter.parseError(call.statusCode, text, call.headers);
 }
 
-/** Reads and parses a 2xx upstream JSON body; `bytes` is the body as received. */
-export async function readJson(call: UpstreamCall, provider: ProviderRuntime): Promise<{ bytes: Buffer; json: unknown }> {
-  const bytes = await call.bytes(MAX_UPSTREAM_BODY_BYTES);
+/** Reads and parses a 2xx upstream JSON body. */
+export async function readJson(call: UpstreamCall, provider: ProviderRuntime): Promise<{ text: string; json: unknown }> {
+  const text = await call.text(MAX_UPSTREAM_BODY_BYTES);
   try {
-    return { bytes, json: JSON.parse(bytes.toString('utf8')) };
+    return { text, json: JSON.parse(text) };
   } catch {
     throw new GatewayError('MR_ERR_UPSTREAM_BAD_RESPONSE', `Provider '${provider.id}' sent a response that is not valid JSON.`);
   }

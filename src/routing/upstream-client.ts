@@ -119,13 +119,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   }
 
   /** The whole body as text, up to `limit` bytes; past that the upstream is treated as broken. */
-  async text(limit: number): Promise<string> {
-    return (await this.bytes(limit)).toString('utf8');
-  }
-
-  /** The whole body, up to `limit` bytes; past that the upstream is treated as broken. */
-  bytes(limit: number): Promise<Buffer> {
-    return new Promise<Buffer>((resolve, reject) => {
+  text(limit: number): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
       let done = false;
@@ -144,7 +139,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
         end: () => {
           if (done) return;
           done = true;
-          resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+          resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
         },
         error: (err) => {
           if (done) return;
