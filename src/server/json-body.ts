@@ -25,6 +25,8 @@ export interface RawJsonObject {
   readonly bytes: Buffer;
   /** Members written in the top-level object, duplicates included. */
   readonly members: number;
+  /** Keys written in all objects at every depth, duplicates included. */
+  readonly keys: number;
   /** The top-level `"model"` member's value when it is a string: [start, end) including its quotes; -1 otherwise. */
   readonly modelStart: number;
   readonly modelEnd: number;
@@ -70,11 +72,13 @@ function isSpace(c: number | undefined): boolean {
  */
 function scanJsonShape(buf: Buffer, limits: JsonBodyLimits): RawJsonObject | undefined {
   const items: number[] = [];
+  // Per depth: 1 when that container is an object whose next string is a key (after `{` or
+  // `,`), 2 when it is an object whose next string is a value, 0 for an array.
+  const keyState: number[] = [0];
   let depth = 0;
+  let keys = 0;
   let members = 0;
-  // At depth 1: the next string is a key (after `{` or `,`); the last key was "model".
-  let keyNext = false;
-  let afterModelKey = false;
+  let afterModelKey = false; // the last top-level key was "model"
   let modelStart = -1;
   let modelEnd = -1;
   let closeAt = -1;
@@ -91,43 +95,42 @@ function scanJsonShape(buf: Buffer, limits: JsonBodyLimits): RawJsonObject | und
         while (buf[k] === BACKSLASH) k--;
         if ((j - 1 - k) % 2 === 0) break;
       }
-      if (depth === 1 && topIsObject) {
-        if (keyNext) {
-          keyNext = false;
+      if (keyState[depth] === 1) {
+        keyState[depth] = 2;
+        keys++;
+        if (depth === 1) {
           members++;
           afterModelKey = j - i - 1 === MODEL.length && buf.compare(MODEL, 0, MODEL.length, i + 1, j) === 0;
-        } else if (afterModelKey) {
-          // A string right after `"model"` and its colon is that member's value.
-          let k = i - 1;
-          while (isSpace(buf[k])) k--;
-          if (buf[k] === COLON) {
-            modelStart = i;
-            modelEnd = j + 1;
-          }
-          afterModelKey = false;
         }
+      } else if (depth === 1 && afterModelKey) {
+        // A string right after `"model"` and its colon is that member's value.
+        let k = i - 1;
+        while (isSpace(buf[k])) k--;
+        if (buf[k] === COLON) {
+          modelStart = i;
+          modelEnd = j + 1;
+        }
+        afterModelKey = false;
       }
       i = j;
     } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
       if (depth === 0) topIsObject = c === OPEN_OBJECT;
       if (++depth > limits.maxDepth) throw tooDeep(limits);
       items[depth] = 0;
-      if (depth === 1) keyNext = true;
-      else if (depth === 2) afterModelKey = false;
+      keyState[depth] = c === OPEN_OBJECT ? 1 : 0;
+      if (depth === 2) afterModelKey = false;
     } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
       if (--depth < 0) throw invalidJson();
       if (depth === 0) closeAt = i;
     } else if (c === COMMA && depth > 0) {
       // n commas separate n + 1 items.
       if (++items[depth]! >= limits.maxItems) throw tooManyItems(limits);
-      if (depth === 1) {
-        keyNext = true;
-        afterModelKey = false;
-      }
+      if (keyState[depth] === 2) keyState[depth] = 1;
+      if (depth === 1) afterModelKey = false;
     }
   }
   if (!topIsObject || closeAt < 0) return undefined;
-  return { bytes: buf, members, modelStart, modelEnd, closeAt };
+  return { bytes: buf, members, keys, modelStart, modelEnd, closeAt };
 }
 
 /**
@@ -186,12 +189,33 @@ export function parseJsonBody(buf: Buffer, limits: JsonBodyLimits): ParsedJsonBo
 
 /**
  * `raw` (the layout `parseJsonBody` returned with `body`) when its bytes can stand for `body`:
- * every member written once (a duplicated key would be read one way here and maybe another
- * way upstream), so the parsed object and the bytes say the same. Undefined otherwise.
+ * no key written twice in any object (JSON.parse keeps the last of duplicated keys, an upstream
+ * might keep the first — and what the gateway checked, e.g. for upstream overrides, must be
+ * what the upstream reads), so the parsed object and the bytes say the same. Undefined
+ * otherwise. Counts the parsed object's keys, which is cheaper than serialising it.
  */
 export function rawJsonOf(body: object, raw: RawJsonObject | undefined): RawJsonObject | undefined {
-  if (raw === undefined || raw.members !== Object.keys(body).length) return undefined;
+  if (raw === undefined || raw.members !== Object.keys(body).length || raw.keys !== countKeys(body)) return undefined;
   return raw;
+}
+
+/** Own keys of every object in a parsed JSON value. */
+function countKeys(root: object): number {
+  let n = 0;
+  const stack: object[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    if (Array.isArray(v)) {
+      for (const x of v) if (typeof x === 'object' && x !== null) stack.push(x);
+      continue;
+    }
+    for (const k in v) {
+      n++;
+      const x = (v as Record<string, unknown>)[k];
+      if (typeof x === 'object' && x !== null) stack.push(x);
+    }
+  }
+  return n;
 }
 
 /**

@@ -55,6 +55,25 @@ describe('upstream overrides in requests', () => {
     }
   }
 
+  it('an override hidden behind a duplicated key never reaches the upstream', async () => {
+    // JSON.parse keeps the last `x` (clean), an upstream reading the first would see api_base:
+    // the upstream gets what the gateway checked, not the client's bytes.
+    for (const text of [
+      '{"model":"test/chat","messages":[{"role":"user","content":"hi"}],"extra_body":{"x":{"api_base":"http://169.254.169.254"},"x":{}}}',
+      '{"model":"test/chat","messages":[{"role":"user","content":"hi"}],"extra_body":{"api_base":"http://169.254.169.254"},"extra_body":{}}',
+    ]) {
+      mock.enqueue(openaiText());
+      const res = await fetch(`${t.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.apiKey}`, 'content-type': 'application/json' },
+        body: text,
+      });
+      expect(res.status).toBe(200);
+    }
+    expect(mock.requests).toHaveLength(2);
+    for (const r of mock.requests) expect(r.body).not.toContain('api_base');
+  });
+
   it('embeddings refuse them too', async () => {
     const err = await t.client.embeddings.create({ model: 'test/embed', input: 'x', api_base: 'http://x' } as never).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
