@@ -23,14 +23,23 @@ export interface BodyConsumer {
 /**
  * One upstream request in flight. `started` resolves when the status and headers arrive (or
  * rejects with a gateway error before that); the body is then taken with `consume` or `text`.
+ *
+ * It implements undici's callback interface (`onConnect`, `onHeaders`, `onData`, `onComplete`,
+ * `onError`) rather than the controller one (`onRequestStart`, `onResponseStart`, …): undici
+ * adapts the latter to the former with an extra object per request and parses every response's
+ * headers (and trailers) into objects first, while the relay needs them only for an error
+ * answer — so they are parsed here, on first use.
  */
 export class UpstreamCall implements Dispatcher.DispatchHandler {
   statusCode = 0;
-  headers: UpstreamHeaders = {};
   readonly started: Promise<void>;
   #resolveStart!: () => void;
   #rejectStart!: (err: GatewayError) => void;
-  #controller: Dispatcher.DispatchController | undefined;
+  #abort: ((err?: Error) => void) | undefined;
+  #resumeUpstream: (() => void) | undefined;
+  #paused = false;
+  #rawHeaders: Buffer[] | undefined;
+  #headers: UpstreamHeaders | undefined;
   #abortReason: Error | undefined;
   #consumer: BodyConsumer | undefined;
   #buffered: Buffer[] = [];
@@ -48,31 +57,40 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     this.started.catch(() => {});
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    if (this.#abortReason) controller.abort(this.#abortReason);
+  /** The response headers, names lower-cased; a repeated header's values in an array. */
+  get headers(): UpstreamHeaders {
+    if (this.#headers === undefined) this.#headers = headersOf(this.#rawHeaders);
+    return this.#headers;
   }
 
-  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: UpstreamHeaders): void {
-    if (statusCode < 200) return; // 1xx informational
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#abortReason) abort(this.#abortReason);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    this.#resumeUpstream = resume;
+    if (statusCode < 200) return true; // 1xx informational
     this.statusCode = statusCode;
-    this.headers = headers;
+    this.#rawHeaders = rawHeaders;
     this.#isStarted = true;
     this.#resolveStart();
+    return !this.#paused;
   }
 
-  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+  onData(chunk: Buffer): boolean {
     if (this.#consumer) this.#consumer.data(chunk);
     else this.#buffered.push(chunk);
+    return !this.#paused;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     this.#clearTotal?.();
     this.#ended = true;
     this.#consumer?.end();
   }
 
-  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+  onError(err: Error): void {
     this.#clearTotal?.();
     const gwErr = transportError(err, this.providerId);
     this.#failed = gwErr;
@@ -80,7 +98,6 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     else this.#consumer?.error(gwErr);
   }
 
-  /** Cancels the request (the client went away). Safe to call at any time, more than once. */
   /**
    * Cancels the request (the client went away, or `reason`: e.g. the total timeout). Safe to call
    * at any time, more than once.
@@ -88,7 +105,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   abort(reason?: GatewayError): void {
     if (this.#abortReason || this.#ended || this.#failed) return;
     this.#abortReason = reason ?? new Error('client closed the request');
-    this.#controller?.abort(this.#abortReason);
+    this.#abort?.(this.#abortReason);
   }
 
   /** Ends the call with a timeout error if it is still running after `ms` (the provider's total timeout). */
@@ -100,12 +117,15 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     this.#clearTotal = () => clearTimeout(timer);
   }
 
+  /** Stops reading the upstream until `resume` (the client cannot take more). */
   pause(): void {
-    this.#controller?.pause();
+    this.#paused = true;
   }
 
   resume(): void {
-    this.#controller?.resume();
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#resumeUpstream?.();
   }
 
   /** Starts delivering the body (after `started`); chunks that came early are delivered first. */
@@ -177,7 +197,7 @@ export class UpstreamClient {
     const call = new UpstreamCall(this.cfg.id);
     const path = this.pathOf(up.url);
     if (path === undefined) {
-      call.onResponseError(undefined as never, new GatewayError('MR_ERR_INTERNAL', 'Upstream URL does not match the provider origin.'));
+      call.onError(new GatewayError('MR_ERR_INTERNAL', 'Upstream URL does not match the provider origin.'));
       return call;
     }
     if (this.cfg.timeouts.total !== undefined) call.limitTotal(this.cfg.timeouts.total);
@@ -203,6 +223,21 @@ export class UpstreamClient {
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/** Raw header pairs (`[name, value, …]`) as an object. */
+function headersOf(raw: Buffer[] | undefined): UpstreamHeaders {
+  const out: UpstreamHeaders = {};
+  if (raw === undefined) return out;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    const value = raw[i + 1]!.toString('latin1');
+    const seen = out[name];
+    if (seen === undefined) out[name] = value;
+    else if (Array.isArray(seen)) seen.push(value);
+    else out[name] = [seen, value];
+  }
+  return out;
 }
 
 /** Maps undici and socket errors to the catalogue; the message names the provider, never content. */
