@@ -53,8 +53,8 @@ export async function chatCompletions(ctx: GatewayContext, request: FastifyReque
   for (const model of controls.models) checkKeyMayCall(key, ctx.catalog.resolve(model, 'chat'));
   const plan = ctx.router.plan(controls.models, controls.provider, 'chat');
   const stream = body.stream === true;
-  // The client's bytes can be forwarded when nothing was taken out of the body.
-  const rawBody = body === raw ? rawJsonOf(body, request.rawJson) : undefined;
+  // The client's bytes may be forwarded (same dialect) when nothing was taken out of the body.
+  const rawBody = body === raw ? request.rawJson : undefined;
   const rate = await admitRate(ctx.limiter, ctx.rateDefaults, key, reply, () => chatTokenEstimate(plan.candidates[0]!, body));
   let admission;
   try {
@@ -296,8 +296,8 @@ function estimateUsage(body: Body, json: unknown): IRUsage {
 
 /**
  * Same dialect: forward the client's body with the model id rewritten and usage requested.
- * When the body reached here unchanged (no routing controls taken out) and its bytes say the
- * same as its parse (`rawJsonOf`), those bytes are forwarded with the model value replaced, and
+ * `raw` is the layout of the client's bytes when the body reached here unchanged (no routing
+ * controls taken out); when those bytes say the same as the parse (`rawJsonOf`), they are forwarded with the model value replaced, and
  * `stream_options` appended when the client sent none, instead of serialising the object again.
  */
 function passthroughRequest(
@@ -309,16 +309,17 @@ function passthroughRequest(
   let includeUsage = false;
   let bytes: Buffer | undefined;
   let out: Body = body;
+  const bytesOf = raw === undefined ? undefined : rawJsonOf(body, raw);
   if (stream) {
     const so = body.stream_options;
     if (so !== undefined && so !== null && (typeof so !== 'object' || Array.isArray(so))) {
       throw invalidRequest("'stream_options' must be an object.", 'stream_options');
     }
     includeUsage = (so as Body | undefined)?.include_usage === true;
-    if (so === undefined && raw !== undefined) bytes = rewriteRawJson(raw, route.upstreamModel, STREAM_OPTIONS_MEMBER);
+    if (so === undefined && bytesOf !== undefined) bytes = rewriteRawJson(bytesOf, route.upstreamModel, STREAM_OPTIONS_MEMBER);
     if (bytes === undefined) out = { ...body, model: route.upstreamModel, stream_options: { ...(so as Body | undefined), include_usage: true } };
   } else {
-    if (raw !== undefined) bytes = rewriteRawJson(raw, route.upstreamModel);
+    if (bytesOf !== undefined) bytes = rewriteRawJson(bytesOf, route.upstreamModel);
     if (bytes === undefined) out = { ...body, model: route.upstreamModel };
   }
   const upstreamRequest = route.provider.adapter.buildPassthroughChatRequest!(route.provider.target, out, bytes);
