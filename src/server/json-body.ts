@@ -133,12 +133,8 @@ function scanJsonShape(buf: Buffer, limits: JsonBodyLimits): RawJsonObject | und
   return { bytes: buf, members, keys, modelStart, modelEnd, closeAt };
 }
 
-/**
- * Keys that would reach an object's prototype if the parsed body were merged into another
- * object (`__proto__`, `constructor.prototype`): refused, as Fastify's own parser does.
- */
-function refusePrototypeKeys(root: unknown): void {
-  if (typeof root !== 'object' || root === null) return;
+/** Calls `visit` with every object (not array) in a parsed JSON value, the root included. */
+function eachObject(root: object, visit: (o: Record<string, unknown>) => void): void {
   const stack: object[] = [root];
   while (stack.length > 0) {
     const v = stack.pop()!;
@@ -146,18 +142,30 @@ function refusePrototypeKeys(root: unknown): void {
       for (const x of v) if (typeof x === 'object' && x !== null) stack.push(x);
       continue;
     }
-    if (Object.hasOwn(v, '__proto__')) {
-      throw new GatewayError('MR_ERR_INVALID_REQUEST', "The request body has a '__proto__' key, which is not accepted.");
-    }
-    for (const k of Object.keys(v)) {
-      const x = (v as Record<string, unknown>)[k];
-      if (typeof x !== 'object' || x === null) continue;
-      if (k === 'constructor' && Object.hasOwn(x, 'prototype')) {
-        throw new GatewayError('MR_ERR_INVALID_REQUEST', "The request body has a 'constructor.prototype' key, which is not accepted.");
-      }
-      stack.push(x);
+    const o = v as Record<string, unknown>;
+    visit(o);
+    for (const k in o) {
+      const x = o[k];
+      if (typeof x === 'object' && x !== null) stack.push(x);
     }
   }
+}
+
+/**
+ * Keys that would reach an object's prototype if the parsed body were merged into another
+ * object (`__proto__`, `constructor.prototype`): refused, as Fastify's own parser does.
+ */
+function refusePrototypeKeys(root: unknown): void {
+  if (typeof root !== 'object' || root === null) return;
+  eachObject(root, (o) => {
+    if (Object.hasOwn(o, '__proto__')) {
+      throw new GatewayError('MR_ERR_INVALID_REQUEST', "The request body has a '__proto__' key, which is not accepted.");
+    }
+    const c = Object.hasOwn(o, 'constructor') ? o.constructor : undefined;
+    if (typeof c === 'object' && c !== null && Object.hasOwn(c, 'prototype')) {
+      throw new GatewayError('MR_ERR_INVALID_REQUEST', "The request body has a 'constructor.prototype' key, which is not accepted.");
+    }
+  });
 }
 
 /** A parsed body, and the layout of its bytes when it is an object. */
@@ -202,19 +210,9 @@ export function rawJsonOf(body: object, raw: RawJsonObject | undefined): RawJson
 /** Own keys of every object in a parsed JSON value. */
 function countKeys(root: object): number {
   let n = 0;
-  const stack: object[] = [root];
-  while (stack.length > 0) {
-    const v = stack.pop()!;
-    if (Array.isArray(v)) {
-      for (const x of v) if (typeof x === 'object' && x !== null) stack.push(x);
-      continue;
-    }
-    for (const k in v) {
-      n++;
-      const x = (v as Record<string, unknown>)[k];
-      if (typeof x === 'object' && x !== null) stack.push(x);
-    }
-  }
+  eachObject(root, (o) => {
+    for (const _ in o) n++;
+  });
   return n;
 }
 
