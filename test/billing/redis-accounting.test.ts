@@ -7,7 +7,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -19,8 +18,8 @@ import type { Database } from '../../src/storage/database.js';
 import { migrateToLatest } from '../../src/storage/migrations.js';
 import { createRepositories, type Repositories, type UsageRecord } from '../../src/storage/repositories.js';
 import { DATABASES } from '../helpers/databases.js';
+import { freePort, scanKeys, sleep, TEST_REDIS_URL } from '../limits/helpers.js';
 
-const TEST_REDIS_URL = process.env.TEST_REDIS_URL || undefined;
 if (!TEST_REDIS_URL) {
   console.warn(
     '[maxrouter tests] TEST_REDIS_URL is not set: the multi-instance RedisAccounting tests are SKIPPED. ' +
@@ -29,7 +28,6 @@ if (!TEST_REDIS_URL) {
 }
 
 const M = 1_000_000; // nano-USD: the unit of these tests
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function refused(p: Promise<unknown>): Promise<GatewayError> {
   try {
@@ -39,30 +37,6 @@ async function refused(p: Promise<unknown>): Promise<GatewayError> {
     throw e;
   }
   throw new Error('expected a refusal');
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Every key under `prefix`. */
-async function keysUnder(client: Redis, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
-  return keys;
 }
 
 let seq = 0;
@@ -94,7 +68,7 @@ for (const target of DATABASES) {
         await acc.close();
         client.disconnect();
       }
-      const keys = await keysUnder(admin, prefix);
+      const keys = await scanKeys(admin, prefix);
       if (keys.length > 0) await admin.del(...keys);
       admin.disconnect();
       await database?.close();
@@ -418,7 +392,7 @@ for (const target of DATABASES) {
       await Promise.all([a.idle(), b.idle()]);
       void inFlight;
 
-      const keys = await keysUnder(admin, prefix);
+      const keys = await scanKeys(admin, prefix);
       expect(keys.length).toBeGreaterThan(8);
       const id = '[A-Za-z0-9_%.-]+';
       const shape = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(a|k):${id}:(bal|applied|gen|holds|exp|sync|spent:\\d+|sync:\\d+)$`);
