@@ -7,7 +7,7 @@
  * Each revision's `src/` and `bench/` are exported (`git archive`) into a temp directory and
  * built there against this checkout's node_modules; `WORKTREE` names the working tree as it
  * is. Per round, every gateway (level `info`, JSON, 32 connections) and the bare proxy run
- * once, in turn, for S seconds after a 2 s warm-up; the medians over rounds of req/s, server
+ * once, in turn, for S seconds after a 2 s warm-up (and a 10 s one before the first round); the medians over rounds of req/s, server
  * CPU µs per request and the ratio to the bare proxy of the same round are printed.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -75,14 +75,18 @@ function checkout(rev: string): string {
   return dir;
 }
 
-async function measure(s: Server): Promise<{ rps: number; cpuUs: number }> {
-  const opts = {
+function loadOptions(s: Server) {
+  return {
     url: `${s.url}/v1/chat/completions`,
     method: 'POST' as const,
     connections: 32,
     body: chatBody(s.apiKey ? GATEWAY_MODEL : UPSTREAM_MODEL),
     headers: { 'content-type': 'application/json', ...(s.apiKey ? { authorization: `Bearer ${s.apiKey}` } : {}) },
   };
+}
+
+async function measure(s: Server): Promise<{ rps: number; cpuUs: number }> {
+  const opts = loadOptions(s);
   await autocannon({ ...opts, duration: 2 });
   const cpu0 = processCpuSeconds(s.pid) ?? 0;
   const r = await autocannon({ ...opts, duration: seconds });
@@ -98,6 +102,9 @@ const upstream = await start('upstream', ROOT, 'upstream.ts', []);
 const proxy = await start('bare proxy', ROOT, 'bare-proxy.ts', [upstream.url]);
 const gateways: Server[] = [];
 for (const { rev, dir } of dirs) gateways.push(await start(rev, dir, 'gateway-server.ts', [upstream.url, 'info']));
+
+// Each server is loaded for 10 s first, to be measured compiled and warm (see run.ts).
+for (const s of [proxy, ...gateways]) await autocannon({ ...loadOptions(s), duration: 10 });
 
 const results = new Map<string, { rps: number[]; cpu: number[]; ratio: number[] }>();
 for (let round = 1; round <= rounds; round++) {

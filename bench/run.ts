@@ -5,7 +5,8 @@
  * upstream, the bare proxy (node:http in, undici Pool out) and the real gateway from `dist/`
  * (access log on at level `info`; a second gateway at level `warn`). autocannon drives each
  * at 32 connections and at 1 for BENCH_DURATION seconds (default 10) after a BENCH_WARMUP-second
- * warm-up (default 2), plus a streaming run at 32 connections. Then a sequential loop of
+ * warm-up (default 2), plus a streaming run at 32 connections. Before the first run each server
+ * is loaded for BENCH_PREWARM seconds (default 10), so that it is measured compiled and warm. Then a sequential loop of
  * BENCH_SEQ_REQUESTS requests (default 5 000, after 500 warm-up) times single-connection latency
  * in microseconds, because autocannon's histogram has 1 ms resolution. BENCH_ROUNDS (default 1)
  * repeats everything, interleaved, and reports medians. All traffic goes to 127.0.0.1.
@@ -46,6 +47,8 @@ function envNumber(name: string, def: number): number {
 
 const DURATION = envNumber('BENCH_DURATION', 10);
 const WARMUP = envNumber('BENCH_WARMUP', 2);
+/** Load each server takes once, before the first measured run, to reach its steady state (JIT). */
+const PREWARM = envNumber('BENCH_PREWARM', 10);
 const SEQ_REQUESTS = Math.round(envNumber('BENCH_SEQ_REQUESTS', 5000));
 const SEQ_WARMUP = Math.min(500, SEQ_REQUESTS);
 const ROUNDS = Math.min(10, Math.round(envNumber('BENCH_ROUNDS', 1)));
@@ -263,6 +266,13 @@ function sequential(t: Target): Promise<SeqRow> {
   return undisturbed(`${t.name} sequential`, () => sequentialOnce(t));
 }
 
+async function prewarm(t: Target): Promise<void> {
+  process.stderr.write(`  ${t.name.padEnd(15)} warming up (${PREWARM} s)\n`);
+  for (const body of [t.body, t.streamBody]) {
+    await autocannon({ url: t.url + PATH, method: 'POST', headers: t.headers, body, connections: 32, duration: PREWARM / 2 });
+  }
+}
+
 async function loadOnce(t: Target, mode: Mode, connections: number): Promise<LoadRow> {
   const opts = {
     url: t.url + PATH,
@@ -402,6 +412,11 @@ async function compare(): Promise<void> {
     await check(t, false);
     await check(t, true);
   }
+  // A server just started is still being compiled: the gateway, with more code on its path,
+  // reaches its steady throughput after about 9 s of load, the bare proxy after about 3 s. Each
+  // one is loaded (JSON, then stream) before the first measured run, so round 1 measures servers
+  // in the state they run in for days, not their start-up.
+  for (const t of targets) await prewarm(t);
 
   const scenarios: [Mode, number][] = [
     ['json', 32],
@@ -538,6 +553,7 @@ async function profile(mode: Mode, which: 'gateway' | 'proxy'): Promise<void> {
       : await startChild('bare-proxy', 'bare-proxy.ts', [String(upstream.info.url)], profArgs);
   const t = which === 'gateway' ? gatewayTarget(gw, 'gateway (info)') : plainTarget(gw, 'bare proxy');
   await check(t, mode === 'stream');
+  await prewarm(t);
   const row = await load(t, mode, PROFILE_CONNECTIONS);
   await stopChild(gw);
   await stopChild(upstream);
@@ -573,7 +589,7 @@ async function main(): Promise<void> {
       `${os.type()} ${os.release()} ${os.arch()}; node ${process.version}; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
   );
   console.log(
-    `${DURATION} s per run after ${WARMUP} s warm-up; sequential loop ${SEQ_REQUESTS} requests after ${SEQ_WARMUP} warm-up; ${ROUNDS} round(s)`,
+    `each server pre-warmed for ${PREWARM} s; ${DURATION} s per run after ${WARMUP} s warm-up; sequential loop ${SEQ_REQUESTS} requests after ${SEQ_WARMUP} warm-up; ${ROUNDS} round(s)`,
   );
   console.log(`source: ${gitRevision()}`);
   if (PROFILE) await profile(PROFILE, process.env.BENCH_PROFILE_TARGET === 'proxy' ? 'proxy' : 'gateway');
