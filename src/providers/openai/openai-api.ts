@@ -6,11 +6,20 @@
 import type { ProviderTarget } from '../provider.js';
 
 export function openaiUrl(target: ProviderTarget, path: string): string {
-  return target.baseUrl.replace(/\/+$/, '') + path;
+  const base = target.baseUrl;
+  return (base.endsWith('/') ? base.replace(/\/+$/, '') : base) + path;
 }
 
-export function openaiHeaders(target: ProviderTarget): Record<string, string> {
-  const h: Record<string, string> = { 'content-type': 'application/json', ...target.headers };
-  if (target.apiKey) h.authorization = `Bearer ${target.apiKey}`;
+/** Built once per target: the same for every request, and read-only (undici only reads them). */
+const HEADERS = new WeakMap<ProviderTarget, Readonly<Record<string, string>>>();
+
+export function openaiHeaders(target: ProviderTarget): Readonly<Record<string, string>> {
+  let h = HEADERS.get(target);
+  if (h === undefined) {
+    const built: Record<string, string> = { 'content-type': 'application/json', ...target.headers };
+    if (target.apiKey) built.authorization = `Bearer ${target.apiKey}`;
+    h = Object.freeze(built);
+    HEADERS.set(target, h);
+  }
   return h;
 }
