@@ -12,6 +12,7 @@ import type { IRUsage } from '../ir/usage.js';
 type Body = Record<string, unknown>;
 
 const USAGE_KEY = '"usage"';
+const ID_KEY = '"id"';
 
 function isObject(v: unknown): v is Body {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -49,14 +50,23 @@ function splice(text: string, json: Body, generationId: string, provider: string
   let at = skipSpace(text, 0);
   if (text.charCodeAt(at) !== 0x7b) return undefined; // {
   at = skipSpace(text, at + 1);
-  if (!text.startsWith('"id"', at)) return undefined;
+  if (text.charCodeAt(at) !== 0x22 || text.charCodeAt(at + 1) !== 0x69 || text.charCodeAt(at + 2) !== 0x64 || text.charCodeAt(at + 3) !== 0x22) {
+    return undefined; // "id"
+  }
   at = skipSpace(text, at + 4);
   if (text.charCodeAt(at) !== 0x3a) return undefined; // :
   const idStart = skipSpace(text, at + 1);
-  const idLiteral = JSON.stringify(json.id);
-  if (!text.startsWith(idLiteral, idStart)) return undefined;
-  const usageAt = text.indexOf(USAGE_KEY);
-  if (usageAt < 0 || usageAt !== text.lastIndexOf(USAGE_KEY)) return undefined;
+  // The first `"id"` value, written without escapes, must be the id JSON.parse kept (the last
+  // one, were the key repeated): then it is the only id and can be replaced in place.
+  if (text.charCodeAt(idStart) !== 0x22) return undefined;
+  const idEnd = text.indexOf('"', idStart + 1) + 1;
+  if (idEnd === 0 || idEnd - idStart - 2 !== json.id.length || text.slice(idStart + 1, idEnd - 1) !== json.id) return undefined;
+  // A second top-level "id" (same value) would survive the splice and win in the client's parse.
+  // Nested ones (tool calls have ids) are fine; they are told apart only when there are any.
+  if (text.indexOf(ID_KEY, idEnd) >= 0 && hasTopLevelKey(text, idEnd, ID_KEY)) return undefined;
+  // Exactly one `"usage"` (a forward search: V8's lastIndexOf is a slow, unoptimised loop).
+  const usageAt = text.indexOf(USAGE_KEY, idEnd);
+  if (usageAt < 0 || text.indexOf(USAGE_KEY, usageAt + USAGE_KEY.length) >= 0) return undefined;
   // … and `"usage" : {`.
   at = skipSpace(text, usageAt + USAGE_KEY.length);
   if (text.charCodeAt(at) !== 0x3a) return undefined;
@@ -64,13 +74,46 @@ function splice(text: string, json: Body, generationId: string, provider: string
   if (text.charCodeAt(at) !== 0x7b) return undefined;
   const inner = skipSpace(text, at + 1); // first character after `{` and any whitespace
   const emptyUsage = text.charCodeAt(inner) === 0x7d; // `}`
-  const idEnd = idStart + idLiteral.length;
   return (
     `{"id":${JSON.stringify(generationId)},"provider":${JSON.stringify(provider)}` +
     text.slice(idEnd, inner) +
-    `"cost":${JSON.stringify(cost)}${emptyUsage ? '' : ','}` +
+    `"cost":${numberJson(cost)}${emptyUsage ? '' : ','}` +
     text.slice(inner)
   );
+}
+
+/**
+ * Whether `key` (a JSON string literal) is written as a key of the top-level object at or after
+ * `from`, an offset inside that object and outside any string.
+ */
+function hasTopLevelKey(text: string, from: number, key: string): boolean {
+  let depth = 1;
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      let j = i + 1;
+      for (;;) {
+        const q = text.indexOf('"', j);
+        if (q < 0) return false;
+        let k = q - 1;
+        while (text.charCodeAt(k) === 0x5c) k--;
+        j = q + 1;
+        if ((q - 1 - k) % 2 === 0) break;
+      }
+      if (depth === 1 && j - i === key.length && text.startsWith(key, i) && text.charCodeAt(skipSpace(text, j)) === 0x3a) return true;
+      i = j - 1;
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+    } else if (c === 0x7d || c === 0x5d) {
+      if (--depth === 0) return false;
+    }
+  }
+  return false;
+}
+
+/** A number as JSON writes it: `String` for finite numbers (the same text, ten times cheaper), else null. */
+function numberJson(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null';
 }
 
 /** The index of the first character at or after `i` that is not JSON whitespace. */

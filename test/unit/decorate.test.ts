@@ -51,6 +51,36 @@ describe('decorateCompletion', () => {
     expect(JSON.parse(out)).toMatchObject({ id: GEN, provider: 'oa', usage: { cost: 7e-9 } });
   });
 
+  it('leaves exactly one id whatever way the upstream wrote its own: repeated, escaped, with a quote', () => {
+    const usage = '"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}';
+    for (const text of [
+      `{"id":"chatcmpl-a","object":"chat.completion","id":"chatcmpl-b",${usage}}`,
+      `{"id":"chatcmpl-a","object":"chat.completion","id":"chatcmpl-a",${usage}}`,
+      `{"id":"chat\\u0063mpl-a",${usage}}`,
+      `{"id":"chat\\"cmpl",${usage}}`,
+      `{"id":"chatcmpl-a\\\\",${usage}}`,
+      `{"id":"",${usage}}`,
+    ]) {
+      const out = decorateCompletion(text, JSON.parse(text), GEN, 'oa', 1500, emptyUsage());
+      expect(out.match(/"id"/g), text).toHaveLength(1);
+      expect(JSON.parse(out), text).toMatchObject({ id: GEN, provider: 'oa', usage: { prompt_tokens: 3, cost: 0.0000015 } });
+    }
+  });
+
+  it('still splices a body whose nested objects have ids (tool calls)', () => {
+    const message = { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"id":1}' } }] };
+    const text = JSON.stringify({ ...BODY, choices: [{ index: 0, message, finish_reason: 'tool_calls' }] }, null, 2);
+    const out = decorateCompletion(text, JSON.parse(text), GEN, 'oa', 1500, emptyUsage());
+    expect(out.startsWith(`{"id":"${GEN}","provider":"oa",\n  "object"`)).toBe(true); // spliced: the upstream's formatting kept
+    expect(JSON.parse(out).choices[0].message.tool_calls[0].id).toBe('call_1');
+  });
+
+  it('writes the cost as JSON writes numbers', () => {
+    for (const cost of [1, 15, 1500, 1_234_567_891, 123_456_789_012_345]) {
+      expect(decorate(JSON.stringify(BODY), cost).usage.cost).toBe(cost / 1e9);
+    }
+  });
+
   it('adds a usage object with the billed estimate when the upstream sent none', () => {
     const { usage: _u, ...noUsage } = BODY;
     const text = JSON.stringify(noUsage);
