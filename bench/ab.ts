@@ -7,7 +7,7 @@
  * Each revision's `src/` and `bench/` are exported (`git archive`) into a temp directory and
  * built there against this checkout's node_modules; `WORKTREE` names the working tree as it
  * is. Per round, every gateway (level `info`, JSON, 32 connections) and the bare proxy run
- * once, in turn, for S seconds after a 2 s warm-up (and a 10 s one before the first round); the medians over rounds of req/s, server
+ * once, in turn (in reverse order every other round), for S seconds after a 2 s warm-up (and a 10 s one before the first round); the medians over rounds of req/s, server
  * CPU µs per request and the ratio to the bare proxy of the same round are printed.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -22,7 +22,7 @@ import { chatBody, GATEWAY_MODEL, UPSTREAM_MODEL } from './payloads.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
-let rounds = 5;
+let rounds = 6;
 let seconds = 6;
 const revs: string[] = [];
 for (let i = 0; i < args.length; i++) {
@@ -110,7 +110,9 @@ const results = new Map<string, { rps: number[]; cpu: number[]; ratio: number[] 
 for (let round = 1; round <= rounds; round++) {
   const base = await measure(proxy);
   process.stderr.write(`round ${round}: bare proxy ${base.rps.toFixed(0)} req/s ${base.cpuUs.toFixed(0)} µs/req\n`);
-  for (const g of gateways) {
+  // The gateway measured right after the proxy tends to do better (by up to 10 % here): the
+  // order is reversed every other round, so each revision has each place equally often.
+  for (const g of round % 2 === 1 ? gateways : [...gateways].reverse()) {
     const m = await measure(g);
     const r = results.get(g.name) ?? { rps: [], cpu: [], ratio: [] };
     r.rps.push(m.rps);
