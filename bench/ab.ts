@@ -2,13 +2,16 @@
  * A/B of the gateway at two (or more) git revisions, interleaved on the same machine, so a
  * change can be judged against noise that moves whole runs by ±20 % here:
  *
- *   node --import tsx bench/ab.ts [--rounds N] [--seconds S] REV_A REV_B ...
+ *   node --import tsx bench/ab.ts [--rounds N] [--seconds S] [--rate R] REV_A REV_B ...
  *
  * Each revision's `src/` and `bench/` are exported (`git archive`) into a temp directory and
  * built there against this checkout's node_modules; `WORKTREE` names the working tree as it
  * is. Per round, every gateway (level `info`, JSON, 32 connections) and the bare proxy run
- * once, in turn (in reverse order every other round), for S seconds after a 2 s warm-up (and a 10 s one before the first round); the medians over rounds of req/s, server
- * CPU µs per request and the ratio to the bare proxy of the same round are printed.
+ * once, in turn (the gateways' order rotating every round), for S seconds after a 2 s warm-up
+ * (and a 10 s one before the first round); the medians over rounds of req/s, server CPU µs per
+ * request and the ratio to the bare proxy of the same round are printed. With
+ * `--rate R` every server gets R requests per second instead of as many as it can take: CPU
+ * per request, measured on a machine that is not saturated, is then the steadier comparison.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -24,14 +27,16 @@ const ROOT = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
 let rounds = 6;
 let seconds = 6;
+let rate: number | undefined;
 const revs: string[] = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--rounds') rounds = Number(args[++i]);
   else if (args[i] === '--seconds') seconds = Number(args[++i]);
+  else if (args[i] === '--rate') rate = Number(args[++i]);
   else revs.push(args[i]!);
 }
-if (revs.length === 0 || !(rounds > 0) || !(seconds > 0)) {
-  throw new Error('usage: bench/ab.ts [--rounds N] [--seconds S] REV_A REV_B ...   (a REV may be WORKTREE)');
+if (revs.length === 0 || !(rounds > 0) || !(seconds > 0) || (rate !== undefined && !(rate > 0))) {
+  throw new Error('usage: bench/ab.ts [--rounds N] [--seconds S] [--rate REQ_PER_S] REV_A REV_B ...   (a REV may be WORKTREE)');
 }
 
 interface Server {
@@ -86,7 +91,7 @@ function loadOptions(s: Server) {
 }
 
 async function measure(s: Server): Promise<{ rps: number; cpuUs: number }> {
-  const opts = loadOptions(s);
+  const opts = { ...loadOptions(s), ...(rate === undefined ? {} : { overallRate: rate }) };
   await autocannon({ ...opts, duration: 2 });
   const cpu0 = processCpuSeconds(s.pid) ?? 0;
   const r = await autocannon({ ...opts, duration: seconds });
@@ -111,8 +116,9 @@ for (let round = 1; round <= rounds; round++) {
   const base = await measure(proxy);
   process.stderr.write(`round ${round}: bare proxy ${base.rps.toFixed(0)} req/s ${base.cpuUs.toFixed(0)} µs/req\n`);
   // The gateway measured right after the proxy tends to do better (by up to 10 % here): the
-  // order is reversed every other round, so each revision has each place equally often.
-  for (const g of round % 2 === 1 ? gateways : [...gateways].reverse()) {
+  // order rotates every round, so over N rounds of N revisions each has each place once.
+  const shift = (round - 1) % gateways.length;
+  for (const g of [...gateways.slice(shift), ...gateways.slice(0, shift)]) {
     const m = await measure(g);
     const r = results.get(g.name) ?? { rps: [], cpu: [], ratio: [] };
     r.rps.push(m.rps);
@@ -122,7 +128,8 @@ for (let round = 1; round <= rounds; round++) {
     process.stderr.write(`round ${round}: ${g.name} ${m.rps.toFixed(0)} req/s ${m.cpuUs.toFixed(0)} µs/req\n`);
   }
 }
-console.log(`\n${rounds} rounds × ${seconds} s, JSON, 32 connections, gateway at level info; medians:\n`);
+const load = rate === undefined ? '32 connections' : `32 connections at ${rate} req/s in all (CPU per request is the measure; the ratio is then meaningless)`;
+console.log(`\n${rounds} rounds × ${seconds} s, JSON, ${load}, gateway at level info; medians:\n`);
 console.log('| revision | req/s | server CPU µs/req | ratio to bare proxy |\n| --- | ---: | ---: | ---: |');
 for (const [name, r] of results) {
   console.log(`| ${name} | ${median(r.rps).toFixed(0)} | ${median(r.cpu).toFixed(0)} | ${median(r.ratio).toFixed(2)} |`);
