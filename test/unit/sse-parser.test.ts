@@ -83,6 +83,25 @@ describe('SSE parser', () => {
     });
   }
 
+  it('strips one leading byte order mark, however the stream is split, and keeps any later one', () => {
+    const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('data: a\n\ndata: \ufeffb\n\n')]);
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      expect(decodeChunks([bytes.subarray(0, cut), bytes.subarray(cut)]), `cut at ${cut}`).toEqual([{ data: 'a' }, { data: '\ufeffb' }]);
+    }
+    // Only the first: a stream that starts with two keeps the second (as the field name).
+    expect(parseSSE(Buffer.from('\ufeff\ufeffdata: a\n\ndata: b\n\n'))).toEqual([{ data: 'b' }]);
+  });
+
+  it('replaces bytes that are not UTF-8 with U+FFFD, including a character cut off at the end', () => {
+    const bytes = Buffer.concat([Buffer.from('data: x'), Buffer.from([0xff]), Buffer.from('y\n\ndata: z'), Buffer.from([0xe2, 0x82])]);
+    const out: SSEEvent[] = [];
+    const d = createSSEDecoder({ onEvent: (e) => out.push(e) });
+    d.feed(bytes);
+    d.feed(Buffer.from('\n\n'));
+    d.end();
+    expect(out).toEqual([{ data: 'x\ufffdy' }, { data: 'z\ufffd' }]);
+  });
+
   it('discards an unterminated last event, as the specification says', () => {
     expect(parseSSE('data: complete\n\ndata: cut off')).toEqual([{ data: 'complete' }]);
   });
