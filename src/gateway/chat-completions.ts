@@ -26,7 +26,7 @@ import { parseRequestControls, withoutRequestControls } from '../routing/request
 import { AttemptSchedule, type Candidate } from '../routing/router.js';
 import type { RateTicket } from '../limits/limiter.js';
 import { admitProvider, admitRate, chatTokenEstimate } from './rate-limits.js';
-import { decorateCompletion, ChunkDecorator } from './decorate.js';
+import { decorateCompletion, ChunkDecorator, usageInChunk, withoutNullUsage } from './decorate.js';
 import {
   SSEWriter,
   abortOnClientClose,
@@ -365,7 +365,10 @@ async function relayPassthroughStream(
         writer.push(DONE_EVENT);
         return;
       }
-      if (data.includes('"usage"') || data.includes('"error"')) {
+      // Parsed only when it may carry an error or a usage: OpenAI sends `"usage":null` in every
+      // chunk but the last once usage is requested (and the gateway always requests it).
+      const usageSaid = data.includes('"error"') ? 'value' : usageInChunk(data);
+      if (usageSaid === 'value') {
         let chunk: Body | undefined;
         try {
           chunk = JSON.parse(data) as Body;
@@ -385,7 +388,7 @@ async function relayPassthroughStream(
           return;
         }
       }
-      const decorated = chunks.decorate(data);
+      const decorated = chunks.decorate(usageSaid === 'null' && !includeUsage ? withoutNullUsage(data) : data);
       if (decorated === undefined) {
         failed = new GatewayError('MR_ERR_UPSTREAM_BAD_RESPONSE', `Provider '${route.provider.id}' sent a stream event that is not a JSON object.`);
         writer.push(encodeStreamError(failed));

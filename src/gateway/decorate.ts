@@ -126,6 +126,36 @@ function skipSpace(text: string, i: number): number {
 }
 
 /**
+ * What a stream chunk's text says about usage, without parsing it: `none` (no `"usage"` key),
+ * `null` (every `"usage"` key has the value null, as in each of OpenAI's chunks before the last
+ * when usage was requested) or `value` (there is a usage to read, or the text is unusual: parse it).
+ */
+export function usageInChunk(data: string): 'none' | 'null' | 'value' {
+  let found: 'none' | 'null' = 'none';
+  for (let at = data.indexOf(USAGE_KEY); at >= 0; at = data.indexOf(USAGE_KEY, at + USAGE_KEY.length)) {
+    const colon = skipSpace(data, at + USAGE_KEY.length);
+    if (data.charCodeAt(colon) !== 0x3a) continue; // a string value "usage", not a key
+    const value = skipSpace(data, colon + 1);
+    if (!data.startsWith('null', value)) return 'value';
+    const after = data.charCodeAt(skipSpace(data, value + 4));
+    if (after !== 0x2c && after !== 0x7d) return 'value'; // `nullx`: not JSON; let the parse say so
+    found = 'null';
+  }
+  return found;
+}
+
+const NULL_USAGE_TAIL = ',"usage":null}';
+
+/**
+ * The chunk without its `"usage":null` when that is its last member, written compactly (as
+ * OpenAI writes it): for a client that did not ask for usage, which OpenAI would not send.
+ * Other layouts are left as they are (the field is optional and nullable in the schema).
+ */
+export function withoutNullUsage(data: string): string {
+  return data.endsWith(NULL_USAGE_TAIL) ? `${data.slice(0, data.length - NULL_USAGE_TAIL.length)}}` : data;
+}
+
+/**
  * Stream chunks: the same id and provider rewrite on every chunk. The first chunk is parsed to
  * learn the upstream's id; chunks that start with it are spliced, others are re-serialised.
  * It also measures, roughly, how much text was relayed (for estimates when a stream ends without

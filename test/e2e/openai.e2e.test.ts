@@ -115,6 +115,9 @@ for (const type of ['openai', 'openai-compatible'] as const) {
       }
       expect(text).toBe('Hello world');
       expect(chunks.every((c) => c.choices.length === 1)).toBe(true);
+      // The upstream's `"usage":null` in each chunk is not relayed either: OpenAI sends no usage
+      // field at all to a client that did not ask for it.
+      expect(chunks.filter((c) => 'usage' in c)).toEqual([]);
       for (const c of chunks) assertSchema('CreateChatCompletionStreamResponse', c);
       expect(mock.requests[0]!.json.stream_options).toEqual({ include_usage: true });
       const row = (await t.usage()).at(-1)!;
@@ -134,6 +137,8 @@ for (const type of ['openai', 'openai-compatible'] as const) {
       const last = chunks.at(-1)!;
       expect(last.choices).toEqual([]);
       expect(last.usage).toMatchObject({ prompt_tokens: 9, completion_tokens: 2 });
+      // …and, as from OpenAI, `usage: null` in every chunk before it.
+      expect(chunks.slice(0, -1).map((c) => c.usage)).toEqual(chunks.slice(0, -1).map(() => null));
     });
 
     it('relays tool calls, non-streamed and streamed with index, id and name', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ChunkDecorator, decorateCompletion } from '../../src/gateway/decorate.js';
+import { ChunkDecorator, decorateCompletion, usageInChunk, withoutNullUsage } from '../../src/gateway/decorate.js';
 import { emptyUsage } from '../../src/ir/usage.js';
 
 const GEN = 'gen-0123456789abcdef0123456789abcdef';
@@ -124,5 +124,30 @@ describe('ChunkDecorator', () => {
     expect(d.relayedTextChars()).toBe(100);
     const out = JSON.parse(d.withCost({ id: 'chatcmpl-s', choices: [], usage: { prompt_tokens: 1 } }, 0.5));
     expect(out).toEqual({ id: GEN, provider: 'oa', choices: [], usage: { prompt_tokens: 1, cost: 0.5 } });
+  });
+});
+
+describe('usageInChunk / withoutNullUsage', () => {
+  it('tells a chunk without usage, with usage null, and with a usage to read apart without parsing', () => {
+    const cases: [string, 'none' | 'null' | 'value'][] = [
+      ['{"id":"c","choices":[{"delta":{"content":"hi"}}]}', 'none'],
+      ['{"id":"c","choices":[],"usage":null}', 'null'],
+      ['{"id":"c", "usage" : null , "x":1}', 'null'],
+      ['{"id":"c","choices":[],"usage":{"prompt_tokens":1}}', 'value'],
+      ['{"id":"c","choices":[{"delta":{"content":"usage"}}]}', 'none'], // a value, not a key
+      ['{"id":"c","choices":[{"delta":{"content":"usage"}}],"usage":null}', 'null'],
+      ['{"id":"c","choices":[{"delta":{"content":"say \\"usage\\": 5"}}]}', 'none'], // escaped quotes in text
+      ['{"a":{"usage":null},"usage":{"total_tokens":3}}', 'value'],
+      ['{"usage":nullx}', 'value'], // not JSON: the parse reports it
+      ['{"usage":0}', 'value'],
+    ];
+    for (const [text, said] of cases) expect(usageInChunk(text), text).toBe(said);
+  });
+
+  it("drops a compact trailing \"usage\":null and leaves anything else as it is", () => {
+    expect(withoutNullUsage('{"id":"c","choices":[],"usage":null}')).toBe('{"id":"c","choices":[]}');
+    for (const text of ['{"id":"c","usage":null,"x":1}', '{"id":"c", "usage": null}', '{"id":"c","usage":{"a":1}}']) {
+      expect(withoutNullUsage(text)).toBe(text);
+    }
   });
 });
