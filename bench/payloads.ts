@@ -75,6 +75,9 @@ function chunk(delta: unknown, finish: string | null = null, extra: Record<strin
     service_tier: 'default',
     system_fingerprint: 'fp_bench0001',
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    // As OpenAI streams when `stream_options.include_usage` is set (the bench asks for it, and
+    // the gateway always does): every chunk but the last carries `"usage":null`.
+    usage: null,
     ...extra,
   })}\n\n`;
 }
@@ -88,8 +91,8 @@ function deltas(): string[] {
 }
 
 /**
- * A complete SSE body: a role chunk, ~10 content chunks, a finish chunk, the usage chunk
- * (`choices: []`) and `[DONE]` (≈ 4 KB).
+ * A complete SSE body: a role chunk, ~10 content chunks, a finish chunk (each with
+ * `"usage":null`), the usage chunk (`choices: []`) and `[DONE]` (≈ 4 KB).
  */
 export const COMPLETION_SSE =
   chunk({ role: 'assistant', content: '', refusal: null }) +
