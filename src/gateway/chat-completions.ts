@@ -367,8 +367,8 @@ async function relayPassthroughStream(
       }
       // Parsed only when it may carry an error or a usage: OpenAI sends `"usage":null` in every
       // chunk but the last once usage is requested (and the gateway always requests it).
-      const usageSaid = data.includes('"error"') ? 'value' : usageInChunk(data);
-      if (usageSaid === 'value') {
+      const usageSaid = usageInChunk(data);
+      if (usageSaid === 'value' || data.includes('"error"')) {
         let chunk: Body | undefined;
         try {
           chunk = JSON.parse(data) as Body;

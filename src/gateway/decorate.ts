@@ -91,17 +91,11 @@ function hasTopLevelKey(text: string, from: number, key: string): boolean {
   for (let i = from; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22) {
+      // To the closing quote; a backslash escapes the character after it.
       let j = i + 1;
-      for (;;) {
-        const q = text.indexOf('"', j);
-        if (q < 0) return false;
-        let k = q - 1;
-        while (text.charCodeAt(k) === 0x5c) k--;
-        j = q + 1;
-        if ((q - 1 - k) % 2 === 0) break;
-      }
-      if (depth === 1 && j - i === key.length && text.startsWith(key, i) && text.charCodeAt(skipSpace(text, j)) === 0x3a) return true;
-      i = j - 1;
+      while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+      if (depth === 1 && j + 1 - i === key.length && text.startsWith(key, i) && text.charCodeAt(skipSpace(text, j + 1)) === 0x3a) return true;
+      i = j;
     } else if (c === 0x7b || c === 0x5b) {
       depth++;
     } else if (c === 0x7d || c === 0x5d) {
