@@ -195,12 +195,10 @@ for (const type of ['openai', 'openai-compatible'] as const) {
     });
 
     it('answers 503 when the upstream cannot be reached, and 404 for an unknown model', async () => {
-      const { url } = await startMockUpstream().then(async (m) => {
-        await m.close();
-        return m;
-      });
+      // Port 9 (discard): nothing listens there. (A mock's port, once closed, could be taken by
+      // a server another test file starts meanwhile.)
       const dead = await startTestGateway({
-        providers: [{ id: 'dead', type, baseUrl: `${url}/v1`, apiKey: 'k' }],
+        providers: [{ id: 'dead', type, baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' }],
         models: [{ id: 'dead/chat', endpoints: [{ provider: 'dead', model: 'm' }] }],
       });
       try {
