@@ -316,7 +316,10 @@ function passthroughRequest(
       throw invalidRequest("'stream_options' must be an object.", 'stream_options');
     }
     includeUsage = (so as Body | undefined)?.include_usage === true;
-    if (so === undefined && bytesOf !== undefined) bytes = rewriteRawJson(bytesOf, route.upstreamModel, STREAM_OPTIONS_MEMBER);
+    // The client's bytes do when they already ask for usage, or say nothing of stream options.
+    if (bytesOf !== undefined && (includeUsage || so === undefined)) {
+      bytes = rewriteRawJson(bytesOf, route.upstreamModel, includeUsage ? undefined : STREAM_OPTIONS_MEMBER);
+    }
     if (bytes === undefined) out = { ...body, model: route.upstreamModel, stream_options: { ...(so as Body | undefined), include_usage: true } };
   } else {
     if (bytesOf !== undefined) bytes = rewriteRawJson(bytesOf, route.upstreamModel);
@@ -384,7 +387,7 @@ async function relayPassthroughStream(
         if (u) usage = u;
         if (!includeUsage && Array.isArray(chunk?.choices) && chunk.choices.length === 0) return;
         if (u && chunk) {
-          writer.push(`data: ${chunks.withCost(chunk, nanoToUsd(computeCost(u, route.prices)))}\n\n`);
+          writer.push(`data: ${chunks.withCost(data, chunk, nanoToUsd(computeCost(u, route.prices)))}\n\n`);
           return;
         }
       }

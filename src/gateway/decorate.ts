@@ -13,6 +13,7 @@ type Body = Record<string, unknown>;
 
 const USAGE_KEY = '"usage"';
 const ID_KEY = '"id"';
+const ID_PREFIX = '{"id":"';
 
 function isObject(v: unknown): v is Body {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -191,8 +192,10 @@ export class ChunkDecorator {
     return isObject(chunk) ? this.#serialise(chunk) : undefined;
   }
 
-  /** A parsed chunk that carries usage: rewritten with `usage.cost`. */
-  withCost(chunk: Body, cost: number): string {
+  /** A chunk that carries usage (`data`, and `chunk` its parse): rewritten with `usage.cost`, spliced when it has the usual shape. */
+  withCost(data: string, chunk: Body, cost: number): string {
+    const spliced = splice(data, chunk, this.generationId, this.provider, cost);
+    if (spliced !== undefined) return spliced;
     const usage = isObject(chunk.usage) ? { ...chunk.usage, cost } : chunk.usage;
     return this.#serialise({ ...chunk, usage });
   }
@@ -209,6 +212,15 @@ export class ChunkDecorator {
   }
 
   #learn(data: string): void {
+    // The usual first chunk, `{"id":"…"` with no escape in the id and no "provider" key
+    // anywhere, is read as text; anything else is parsed.
+    if (data.startsWith(ID_PREFIX) && !data.includes('"provider"')) {
+      const end = data.indexOf('"', ID_PREFIX.length);
+      if (end > 0 && !data.slice(ID_PREFIX.length, end).includes('\\')) {
+        this.#prefix = data.slice(0, end + 1);
+        return;
+      }
+    }
     let first: unknown;
     try {
       first = JSON.parse(data);

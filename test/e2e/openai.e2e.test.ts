@@ -64,6 +64,15 @@ for (const type of ['openai', 'openai-compatible'] as const) {
       expect(mock.requests[1]!.body).toBe(
         '{"stream":true,"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}',
       );
+
+      // A stream that already asks for usage goes as written; one that declines it is rewritten.
+      const asks = '{"stream":true, "stream_options": {"include_usage": true}, "model":"test/chat","messages":[]}';
+      mock.enqueue(openaiTextStream(['ok']));
+      await (await send(asks)).text();
+      expect(mock.requests[2]!.body).toBe(asks.replace('"test/chat"', '"gpt-4o-mini"'));
+      mock.enqueue(openaiTextStream(['ok']));
+      await (await send('{"stream":true,"stream_options":{"include_usage":false},"model":"test/chat","messages":[]}')).text();
+      expect(JSON.parse(mock.requests[3]!.body).stream_options).toEqual({ include_usage: true });
     });
 
     it('serialises the parsed body when the bytes could be read two ways (a duplicated key)', async () => {

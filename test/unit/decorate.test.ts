@@ -122,8 +122,28 @@ describe('ChunkDecorator', () => {
     d.decorate(chunk(''));
     d.decorate(chunk('x'.repeat(100)));
     expect(d.relayedTextChars()).toBe(100);
-    const out = JSON.parse(d.withCost({ id: 'chatcmpl-s', choices: [], usage: { prompt_tokens: 1 } }, 0.5));
-    expect(out).toEqual({ id: GEN, provider: 'oa', choices: [], usage: { prompt_tokens: 1, cost: 0.5 } });
+    const text = '{"id":"chatcmpl-s","choices":[],"usage":{"prompt_tokens":1}}';
+    const out = d.withCost(text, JSON.parse(text), 0.5);
+    // Spliced: the upstream's key order kept, id and provider first, cost first in usage.
+    expect(out).toBe(`{"id":"${GEN}","provider":"oa","choices":[],"usage":{"cost":0.5,"prompt_tokens":1}}`);
+    const odd = '{"choices":[],"id":"chatcmpl-s","usage":{"prompt_tokens":1}}';
+    expect(JSON.parse(d.withCost(odd, JSON.parse(odd), 0.5))).toEqual({ id: GEN, provider: 'oa', choices: [], usage: { prompt_tokens: 1, cost: 0.5 } });
+  });
+
+  it('learns the upstream id from the first chunk, parsing it when the text is unusual', () => {
+    for (const first of [
+      '{"id":"chatcmpl-\\u0073","choices":[]}', // an escape in the id
+      '{"id":"chatcmpl-s","provider":"Upstream","choices":[]}', // a provider of its own: never spliced
+      '{ "id": "chatcmpl-s", "choices": [] }',
+    ]) {
+      const d = new ChunkDecorator(GEN, 'oa');
+      for (const text of [first, first]) {
+        const out = d.decorate(text)!;
+        expect(out.match(/"provider"/g), first).toHaveLength(1);
+        expect(out.match(/"id"/g), first).toHaveLength(1);
+        expect(JSON.parse(out), first).toMatchObject({ id: GEN, provider: 'oa', choices: [] });
+      }
+    }
   });
 });
 
