@@ -2,7 +2,7 @@
  * A/B of the gateway at two (or more) git revisions, interleaved on the same machine, so a
  * change can be judged against noise that moves whole runs by ±20 % here:
  *
- *   node --import tsx bench/ab.ts [--rounds N] [--seconds S] [--rate R] REV_A REV_B ...
+ *   node --import tsx bench/ab.ts [--rounds N] [--seconds S] [--rate R] [--stream] REV_A REV_B ...
  *
  * Each revision's `src/` and `bench/` are exported (`git archive`) into a temp directory and
  * built there against this checkout's node_modules; `WORKTREE` names the working tree as it
@@ -12,6 +12,7 @@
  * request and the ratio to the bare proxy of the same round are printed. With
  * `--rate R` every server gets R requests per second instead of as many as it can take: CPU
  * per request, measured on a machine that is not saturated, is then the steadier comparison.
+ * `--stream` sends the streaming body instead of the JSON one.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -21,22 +22,24 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import autocannon from 'autocannon';
 import { processCpuSeconds } from './cpu.js';
-import { chatBody, GATEWAY_MODEL, UPSTREAM_MODEL } from './payloads.js';
+import { chatBody, chatStreamBody, GATEWAY_MODEL, UPSTREAM_MODEL } from './payloads.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
 let rounds = 6;
 let seconds = 6;
 let rate: number | undefined;
+let stream = false;
 const revs: string[] = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--rounds') rounds = Number(args[++i]);
   else if (args[i] === '--seconds') seconds = Number(args[++i]);
   else if (args[i] === '--rate') rate = Number(args[++i]);
+  else if (args[i] === '--stream') stream = true;
   else revs.push(args[i]!);
 }
 if (revs.length === 0 || !(rounds > 0) || !(seconds > 0) || (rate !== undefined && !(rate > 0))) {
-  throw new Error('usage: bench/ab.ts [--rounds N] [--seconds S] [--rate REQ_PER_S] REV_A REV_B ...   (a REV may be WORKTREE)');
+  throw new Error('usage: bench/ab.ts [--rounds N] [--seconds S] [--rate REQ_PER_S] [--stream] REV_A REV_B ...   (a REV may be WORKTREE)');
 }
 
 interface Server {
@@ -85,7 +88,7 @@ function loadOptions(s: Server) {
     url: `${s.url}/v1/chat/completions`,
     method: 'POST' as const,
     connections: 32,
-    body: chatBody(s.apiKey ? GATEWAY_MODEL : UPSTREAM_MODEL),
+    body: (stream ? chatStreamBody : chatBody)(s.apiKey ? GATEWAY_MODEL : UPSTREAM_MODEL),
     headers: { 'content-type': 'application/json', ...(s.apiKey ? { authorization: `Bearer ${s.apiKey}` } : {}) },
   };
 }
@@ -129,7 +132,7 @@ for (let round = 1; round <= rounds; round++) {
   }
 }
 const load = rate === undefined ? '32 connections' : `32 connections at ${rate} req/s in all (CPU per request is the measure; the ratio is then meaningless)`;
-console.log(`\n${rounds} rounds × ${seconds} s, JSON, ${load}, gateway at level info; medians:\n`);
+console.log(`\n${rounds} rounds × ${seconds} s, ${stream ? 'stream' : 'JSON'}, ${load}, gateway at level info; medians:\n`);
 console.log('| revision | req/s | server CPU µs/req | ratio to bare proxy |\n| --- | ---: | ---: | ---: |');
 for (const [name, r] of results) {
   console.log(`| ${name} | ${median(r.rps).toFixed(0)} | ${median(r.cpu).toFixed(0)} | ${median(r.ratio).toFixed(2)} |`);
