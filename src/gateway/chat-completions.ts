@@ -19,7 +19,6 @@ import type { UpstreamCall } from '../routing/upstream-client.js';
 import { createSSEDecoder } from '../sse/sse-parser.js';
 import { rawJsonOf, rewriteRawJson, type RawJsonObject } from '../server/json-body.js';
 import { computeCost } from '../billing/cost.js';
-import { nanoToUsd } from '../billing/money.js';
 import { admitChat, checkKeyMayCall, estimatePromptTokens, CHARS_PER_TOKEN } from './admission.js';
 import { meterRequest, type GatewayContext, type MeterStart, type RequestMeter } from './context.js';
 import { parseRequestControls, withoutRequestControls } from '../routing/request-controls.js';
@@ -387,7 +386,7 @@ async function relayPassthroughStream(
         if (u) usage = u;
         if (!includeUsage && Array.isArray(chunk?.choices) && chunk.choices.length === 0) return;
         if (u && chunk) {
-          writer.push(`data: ${chunks.withCost(data, chunk, nanoToUsd(computeCost(u, route.prices)))}\n\n`);
+          writer.push(`data: ${chunks.withCost(data, chunk, computeCost(u, route.prices), u)}\n\n`);
           return;
         }
       }

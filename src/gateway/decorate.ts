@@ -13,7 +13,6 @@ type Body = Record<string, unknown>;
 
 const USAGE_KEY = '"usage"';
 const ID_KEY = '"id"';
-const ID_PREFIX = '{"id":"';
 
 function isObject(v: unknown): v is Body {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -47,21 +46,11 @@ export function decorateCompletion(
  */
 function splice(text: string, json: Body, generationId: string, provider: string, cost: number): string | undefined {
   if (typeof json.id !== 'string' || json.provider !== undefined || !isObject(json.usage) || json.usage.cost !== undefined) return undefined;
-  // `{ "id" : ` …
-  let at = skipSpace(text, 0);
-  if (text.charCodeAt(at) !== 0x7b) return undefined; // {
-  at = skipSpace(text, at + 1);
-  if (text.charCodeAt(at) !== 0x22 || text.charCodeAt(at + 1) !== 0x69 || text.charCodeAt(at + 2) !== 0x64 || text.charCodeAt(at + 3) !== 0x22) {
-    return undefined; // "id"
-  }
-  at = skipSpace(text, at + 4);
-  if (text.charCodeAt(at) !== 0x3a) return undefined; // :
-  const idStart = skipSpace(text, at + 1);
-  // The first `"id"` value, written without escapes, must be the id JSON.parse kept (the last
-  // one, were the key repeated): then it is the only id and can be replaced in place.
-  if (text.charCodeAt(idStart) !== 0x22) return undefined;
-  const idEnd = text.indexOf('"', idStart + 1) + 1;
-  if (idEnd === 0 || idEnd - idStart - 2 !== json.id.length || text.slice(idStart + 1, idEnd - 1) !== json.id) return undefined;
+  // The leading `"id"` value must be the id JSON.parse kept (the last one, were the key
+  // repeated): then it is the only id and can be replaced in place.
+  const lead = leadingId(text);
+  if (lead === undefined || lead.id !== json.id) return undefined;
+  const idEnd = lead.end;
   // A second top-level "id" (same value) would survive the splice and win in the client's parse.
   // Nested ones (tool calls have ids) are fine; they are told apart only when there are any.
   if (text.indexOf(ID_KEY, idEnd) >= 0 && hasTopLevelKey(text, idEnd, ID_KEY)) return undefined;
@@ -69,7 +58,7 @@ function splice(text: string, json: Body, generationId: string, provider: string
   const usageAt = text.indexOf(USAGE_KEY, idEnd);
   if (usageAt < 0 || text.indexOf(USAGE_KEY, usageAt + USAGE_KEY.length) >= 0) return undefined;
   // … and `"usage" : {`.
-  at = skipSpace(text, usageAt + USAGE_KEY.length);
+  let at = skipSpace(text, usageAt + USAGE_KEY.length);
   if (text.charCodeAt(at) !== 0x3a) return undefined;
   at = skipSpace(text, at + 1);
   if (text.charCodeAt(at) !== 0x7b) return undefined;
@@ -81,6 +70,25 @@ function splice(text: string, json: Body, generationId: string, provider: string
     `"cost":${numberJson(cost)}${emptyUsage ? '' : ','}` +
     text.slice(inner)
   );
+}
+
+/**
+ * When `text` starts `{ "id" : "…"` (any JSON whitespace) and that string has no escape: the id,
+ * and the offset just past its closing quote.
+ */
+function leadingId(text: string): { id: string; end: number } | undefined {
+  let at = skipSpace(text, 0);
+  if (text.charCodeAt(at) !== 0x7b) return undefined; // {
+  at = skipSpace(text, at + 1);
+  if (!text.startsWith(ID_KEY, at)) return undefined;
+  at = skipSpace(text, at + ID_KEY.length);
+  if (text.charCodeAt(at) !== 0x3a) return undefined; // :
+  const start = skipSpace(text, at + 1);
+  if (text.charCodeAt(start) !== 0x22) return undefined;
+  const end = text.indexOf('"', start + 1);
+  if (end < 0) return undefined;
+  const id = text.slice(start + 1, end);
+  return id.includes('\\') ? undefined : { id, end: end + 1 };
 }
 
 /**
@@ -151,8 +159,9 @@ export function withoutNullUsage(data: string): string {
 }
 
 /**
- * Stream chunks: the same id and provider rewrite on every chunk. The first chunk is parsed to
- * learn the upstream's id; chunks that start with it are spliced, others are re-serialised.
+ * Stream chunks: the same id and provider rewrite on every chunk. The first chunk tells the
+ * upstream's id (read from its text, or parsed when the text is unusual); chunks that start with
+ * it are spliced, others are re-serialised.
  * It also measures, roughly, how much text was relayed (for estimates when a stream ends without
  * usage): the characters of all chunks minus the smallest chunk's size, taken as the envelope.
  */
@@ -192,12 +201,9 @@ export class ChunkDecorator {
     return isObject(chunk) ? this.#serialise(chunk) : undefined;
   }
 
-  /** A chunk that carries usage (`data`, and `chunk` its parse): rewritten with `usage.cost`, spliced when it has the usual shape. */
-  withCost(data: string, chunk: Body, cost: number): string {
-    const spliced = splice(data, chunk, this.generationId, this.provider, cost);
-    if (spliced !== undefined) return spliced;
-    const usage = isObject(chunk.usage) ? { ...chunk.usage, cost } : chunk.usage;
-    return this.#serialise({ ...chunk, usage });
+  /** The chunk that carries the usage (`data`, and `chunk` its parse): rewritten as a whole answer is, with `usage.cost`. */
+  withCost(data: string, chunk: Body, costNano: number, usage: IRUsage): string {
+    return decorateCompletion(data, chunk, this.generationId, this.provider, costNano, usage);
   }
 
   /** Characters of relayed text, roughly (see the class comment). */
@@ -212,14 +218,12 @@ export class ChunkDecorator {
   }
 
   #learn(data: string): void {
-    // The usual first chunk, `{"id":"…"` with no escape in the id and no "provider" key
-    // anywhere, is read as text; anything else is parsed.
-    if (data.startsWith(ID_PREFIX) && !data.includes('"provider"')) {
-      const end = data.indexOf('"', ID_PREFIX.length);
-      if (end > 0 && !data.slice(ID_PREFIX.length, end).includes('\\')) {
-        this.#prefix = data.slice(0, end + 1);
-        return;
-      }
+    // The usual first chunk, led by its id with no escape and with no "provider" key anywhere,
+    // is read as text; anything else is parsed.
+    const lead = data.includes('"provider"') ? undefined : leadingId(data);
+    if (lead !== undefined) {
+      this.#prefix = data.slice(0, lead.end);
+      return;
     }
     let first: unknown;
     try {

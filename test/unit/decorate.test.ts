@@ -123,11 +123,11 @@ describe('ChunkDecorator', () => {
     d.decorate(chunk('x'.repeat(100)));
     expect(d.relayedTextChars()).toBe(100);
     const text = '{"id":"chatcmpl-s","choices":[],"usage":{"prompt_tokens":1}}';
-    const out = d.withCost(text, JSON.parse(text), 0.5);
+    const out = d.withCost(text, JSON.parse(text), 500_000_000, emptyUsage());
     // Spliced: the upstream's key order kept, id and provider first, cost first in usage.
     expect(out).toBe(`{"id":"${GEN}","provider":"oa","choices":[],"usage":{"cost":0.5,"prompt_tokens":1}}`);
     const odd = '{"choices":[],"id":"chatcmpl-s","usage":{"prompt_tokens":1}}';
-    expect(JSON.parse(d.withCost(odd, JSON.parse(odd), 0.5))).toEqual({ id: GEN, provider: 'oa', choices: [], usage: { prompt_tokens: 1, cost: 0.5 } });
+    expect(JSON.parse(d.withCost(odd, JSON.parse(odd), 500_000_000, emptyUsage()))).toEqual({ id: GEN, provider: 'oa', choices: [], usage: { prompt_tokens: 1, cost: 0.5 } });
   });
 
   it('learns the upstream id from the first chunk, parsing it when the text is unusual', () => {
