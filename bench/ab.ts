@@ -39,7 +39,7 @@ for (let i = 0; i < args.length; i++) {
   else revs.push(args[i]!);
 }
 if (revs.length === 0 || !(rounds > 0) || !(seconds > 0) || (rate !== undefined && !(rate > 0))) {
-  throw new Error('usage: bench/ab.ts [--rounds N] [--seconds S] [--rate REQ_PER_S] [--stream] REV_A REV_B ...   (a REV may be WORKTREE)');
+  throw new Error('usage: bench/ab.ts [--rounds N] [--seconds S] [--rate REQ_PER_S] [--stream] REV_A REV_B ...   (a REV may be WORKTREE, and may be followed by node flags: REV,--flag,…)');
 }
 
 interface Server {
@@ -53,8 +53,8 @@ interface Server {
 const procs: ChildProcess[] = [];
 process.on('exit', () => procs.forEach((p) => p.kill('SIGTERM')));
 
-function start(name: string, dir: string, script: string, scriptArgs: string[]): Promise<Server> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(dir, 'bench', script), ...scriptArgs], {
+function start(name: string, dir: string, script: string, scriptArgs: string[], nodeArgs: string[] = []): Promise<Server> {
+  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(dir, 'bench', script), ...scriptArgs], {
     cwd: ROOT,
     stdio: ['pipe', 'ignore', 'inherit', 'pipe'],
     env: { ...process.env, NODE_ENV: 'production' },
@@ -69,6 +69,9 @@ function start(name: string, dir: string, script: string, scriptArgs: string[]):
   });
 }
 
+/** Export directories this run created: the only ones it removes at the end. */
+const exported: string[] = [];
+
 /** A directory holding the revision's src/ and bench/, built. */
 function checkout(rev: string): string {
   if (rev === 'WORKTREE') {
@@ -76,6 +79,7 @@ function checkout(rev: string): string {
     return ROOT;
   }
   const dir = mkdtempSync(join(os.tmpdir(), 'mr-ab-'));
+  exported.push(dir);
   const files = ['src', 'bench', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
   execFileSync('sh', ['-c', `git archive ${JSON.stringify(rev)} ${files.join(' ')} | tar -x -C ${JSON.stringify(dir)}`], { cwd: ROOT });
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
@@ -105,11 +109,15 @@ async function measure(s: Server): Promise<{ rps: number; cpuUs: number }> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const dirs = revs.map((rev) => ({ rev, dir: checkout(rev) }));
+// `REV,--flag,…` runs that revision's gateway with those node flags (e.g. `WORKTREE,--max-semi-space-size=64`).
+const dirs = revs.map((spec) => {
+  const [rev, ...nodeArgs] = spec.split(',');
+  return { name: spec, nodeArgs, dir: checkout(rev!) };
+});
 const upstream = await start('upstream', ROOT, 'upstream.ts', []);
 const proxy = await start('bare proxy', ROOT, 'bare-proxy.ts', [upstream.url]);
 const gateways: Server[] = [];
-for (const { rev, dir } of dirs) gateways.push(await start(rev, dir, 'gateway-server.ts', [upstream.url, 'info']));
+for (const { name, dir, nodeArgs } of dirs) gateways.push(await start(name, dir, 'gateway-server.ts', [upstream.url, 'info'], nodeArgs));
 
 // Each server is loaded for 10 s first, to be measured compiled and warm (see run.ts).
 for (const s of [proxy, ...gateways]) await autocannon({ ...loadOptions(s), duration: 10 });
@@ -138,5 +146,5 @@ for (const [name, r] of results) {
   console.log(`| ${name} | ${median(r.rps).toFixed(0)} | ${median(r.cpu).toFixed(0)} | ${median(r.ratio).toFixed(2)} |`);
 }
 for (const p of procs) p.kill('SIGTERM');
-for (const { rev, dir } of dirs) if (rev !== 'WORKTREE') rmSync(dir, { recursive: true, force: true });
+for (const dir of exported) rmSync(dir, { recursive: true, force: true });
 process.exit(0);
