@@ -98,6 +98,12 @@ function extractKey(header: string): string {
   return BEARER.test(header) ? header.replace(BEARER, '').trim() : header.trim();
 }
 
+/**
+ * How long a server keeps a key record (and an unknown key's refusal) before reading it again:
+ * the longest a change made through another process (revoke, disable, limits) can go unseen.
+ */
+export const KEY_CACHE_TTL_MS = 2_000;
+
 export class KeyAuthenticator {
   readonly #source: KeyLookupSource;
   readonly #secret: string;
@@ -124,9 +130,9 @@ export class KeyAuthenticator {
   constructor(source: KeyLookupSource, secret: string, opts: KeyAuthenticatorOptions = {}) {
     this.#source = source;
     this.#secret = secret;
-    this.#ttlMs = opts.ttlMs ?? 2_000;
+    this.#ttlMs = opts.ttlMs ?? KEY_CACHE_TTL_MS;
     this.#refreshMs = Math.min(this.#ttlMs, opts.refreshMs ?? this.#ttlMs / 2);
-    this.#negativeTtlMs = opts.negativeTtlMs ?? 2_000;
+    this.#negativeTtlMs = opts.negativeTtlMs ?? KEY_CACHE_TTL_MS;
     this.#maxEntries = Math.max(1, opts.maxEntries ?? 10_000);
     this.#now = opts.now ?? Date.now;
     this.#defaultMode = opts.defaultBillingMode ?? 'track';

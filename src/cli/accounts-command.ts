@@ -9,6 +9,7 @@ import { DuplicateEmailError } from '../storage/errors.js';
 import {
   type CliContext,
   CliUsageError,
+  cacheNote,
   EXIT_FAILURE,
   EXIT_OK,
   findAccount,
@@ -28,9 +29,6 @@ export const ACCOUNTS_USAGE = `Usage:
   maxrouter accounts billing --email EMAIL --mode credits|track|default
                                                                    how the account pays (default: the config's billing.mode)
 `;
-
-/** How long running servers may keep accepting a changed account's keys (their key cache lifetime). */
-const CACHE_NOTE = 'running servers apply it within 30 seconds (their key cache lifetime)\n';
 
 const HELP = { help: { type: 'boolean', short: 'h' } } as const;
 
@@ -115,7 +113,7 @@ async function setDisabled(argv: string[], ctx: CliContext, disabled: boolean): 
       await tx.audit.record({ actor: CLI_ACTOR, action: disabled ? 'account.disabled' : 'account.enabled', accountId: account.id });
     });
     ctx.stdout(`${verb} account ${account.id} (${account.email})\n`);
-    ctx.stderr(CACHE_NOTE);
+    ctx.stderr(cacheNote('apply it'));
     return EXIT_OK;
   });
 }
@@ -145,7 +143,7 @@ async function billing(argv: string[], ctx: CliContext): Promise<number> {
     }
     const shown = mode === 'default' && ctx.defaultBillingMode ? `default (${ctx.defaultBillingMode})` : mode;
     ctx.stdout(`account ${account.id} (${account.email}) billing mode: ${shown}\n`);
-    ctx.stderr(CACHE_NOTE);
+    ctx.stderr(cacheNote('apply it'));
     return EXIT_OK;
   });
 }

@@ -3,6 +3,7 @@
  * share: flag parsing that turns mistakes into exit code 2, and open → migrate → work → close.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { KEY_CACHE_TTL_MS } from '../auth/authenticator.js';
 import { AccountsRepo, type Account } from '../storage/accounts-repo.js';
 import { openDatabase, type Database } from '../storage/database.js';
 import { migrateToLatest } from '../storage/migrations.js';
@@ -85,6 +86,14 @@ export function reportError(ctx: CliContext, err: unknown, usage: string): numbe
 }
 
 /** Epoch ms as `2025-01-31 12:34:56Z`. */
+/**
+ * Told after a change that running servers learn of only when their cached key record expires
+ * (`verb`: "reject it", "apply it").
+ */
+export function cacheNote(verb: string): string {
+  return `running servers ${verb} within ${KEY_CACHE_TTL_MS / 1000} seconds (their key cache lifetime)\n`;
+}
+
 export function formatTime(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
 }

@@ -12,6 +12,7 @@ import { KeysRepo, MAX_ALLOWED_MODELS, MAX_MODEL_ID_LENGTH, type KeySettings } f
 import {
   type CliContext,
   CliUsageError,
+  cacheNote,
   EXIT_FAILURE,
   EXIT_OK,
   findAccount,
@@ -219,7 +220,7 @@ async function revoke(argv: string[], ctx: CliContext): Promise<number> {
     });
     ctx.stdout(`revoked key ${before.id}\n`);
     // Servers cache key records; another process learns of the revoke when its entry expires.
-    ctx.stderr('running servers reject it within 30 seconds (their key cache lifetime)\n');
+    ctx.stderr(cacheNote('reject it'));
     return EXIT_OK;
   });
 }

@@ -128,6 +128,8 @@ describe('maxrouter accounts / keys / migrate', () => {
     ctx.reset();
     expect(await runKeys(['revoke', keyId], ctx)).toBe(0);
     expect(stdout()).toBe(`revoked key ${keyId}\n`);
+    // The note matches the servers' key cache (2 s), which other processes learn the revoke by.
+    expect(ctx.err.join('')).toContain('running servers reject it within 2 seconds');
     ctx.reset();
     expect(await runKeys(['revoke', keyId], ctx)).toBe(0);
     expect(stdout()).toContain('already revoked');
