@@ -52,3 +52,30 @@ describe('quote', () => {
     );
   });
 });
+
+describe('the default log destination', () => {
+  it('writes a quiet server’s buffered lines out within the flush interval, not only once kilobytes have gathered', async () => {
+    const { mkdtempSync, openSync, closeSync, readFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { createLogging, flushLogger } = await import('../../src/server/logger.js');
+    const dir = mkdtempSync(join(tmpdir(), 'mr-test-log-'));
+    const file = join(dir, 'out.log');
+    const fd = openSync(file, 'w');
+    try {
+      // As `maxrouter serve` logs: the access log batches into the logger's 4 KiB buffered destination.
+      const { logger, destination } = createLogging('info', undefined, { fd, flushMs: 100 });
+      const log = new AccessLog(logger, destination, { batchMs: 20 });
+      log.write({ reqId: 'req-quiet', status: 200 });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(readFileSync(file, 'utf8')).toBe(''); // one short line: still buffered
+      await new Promise((r) => setTimeout(r, 300));
+      const text = readFileSync(file, 'utf8');
+      expect(text.split('\n').filter(Boolean).map((l) => JSON.parse(l).reqId)).toEqual(['req-quiet']);
+      await flushLogger(logger);
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
