@@ -54,6 +54,12 @@ export function extractConfigFlag(argv: string[]): { configPath: string | undefi
   return { configPath, rest };
 }
 
+/** An argument as it may be echoed: control characters shown as `?`, at most 60 characters. */
+function printableArg(a: string): string {
+  const shown = a.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return shown.length > 60 ? `${shown.slice(0, 60)}…` : shown;
+}
+
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
@@ -88,6 +94,16 @@ export async function main(argv: string[], io: MainIO = defaultIO): Promise<numb
   if (command === '--version' || command === '-v') {
     io.stdout(`${version()}\n`);
     return 0;
+  }
+  // `serve` and `check-config` take nothing but --config: a misspelt option (`--confg`) must not
+  // start a gateway on the defaults, nor pass a check it never ran.
+  if ((command === 'serve' || command === 'check-config') && args.length > 0) {
+    if (args.includes('--help') || args.includes('-h')) {
+      io.stdout(USAGE);
+      return 0;
+    }
+    io.stderr(`error: '${command}' takes no argument but --config FILE, got '${printableArg(args[0]!)}'\n\n${USAGE}`);
+    return 2;
   }
   if (command === 'check-config') {
     if (!configPath) {

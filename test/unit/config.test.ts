@@ -127,4 +127,20 @@ models:
     expect(await main(['check-config', '--config', join(dir, 'refs.yaml')], io)).toBe(1);
     expect(err.join('')).toContain("models[0].endpoints[0].provider: unknown provider 'nope'");
   });
+
+  it('serve and check-config refuse any argument but --config (a misspelt option never starts a gateway on the defaults)', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { stdout: (s: string) => void out.push(s), stderr: (s: string) => void err.push(s), env: {} };
+    // Would listen on 127.0.0.1:8787 with the defaults if the argument were ignored: it returns 2 at once.
+    expect(await main(['serve', '--confg', join(dir, 'good.yaml')], io)).toBe(2);
+    expect(err.join('')).toContain("error: 'serve' takes no argument but --config FILE, got '--confg'");
+    expect(err.join('')).toContain('Usage: maxrouter');
+    err.length = 0;
+    expect(await main(['check-config', '--config', join(dir, 'good.yaml'), 'extra\u001b[31m'], io)).toBe(2);
+    expect(err.join('')).toContain("got 'extra?[31m'");
+    expect(out.join('')).not.toContain('OK');
+    expect(await main(['serve', '--help'], io)).toBe(0);
+    expect(out.join('')).toContain('Usage: maxrouter');
+  });
 });
