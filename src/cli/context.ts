@@ -85,7 +85,6 @@ export function reportError(ctx: CliContext, err: unknown, usage: string): numbe
   return EXIT_FAILURE;
 }
 
-/** Epoch ms as `2025-01-31 12:34:56Z`. */
 /**
  * Told after a change that running servers learn of only when their cached key record expires
  * (`verb`: "reject it", "apply it").
@@ -94,6 +93,7 @@ export function cacheNote(verb: string): string {
   return `running servers ${verb} within ${KEY_CACHE_TTL_MS / 1000} seconds (their key cache lifetime)\n`;
 }
 
+/** Epoch ms as `2025-01-31 12:34:56Z`. */
 export function formatTime(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
 }

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { BUNDLED_MODELS, ConfigError, checkConfigFile, loadConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
-import type { CliContext } from './context.js';
+import { printable, type CliContext } from './context.js';
 
 const USAGE = `Usage: maxrouter <command> [--config FILE]
 
@@ -54,12 +54,6 @@ export function extractConfigFlag(argv: string[]): { configPath: string | undefi
   return { configPath, rest };
 }
 
-/** An argument as it may be echoed: control characters shown as `?`, at most 60 characters. */
-function printableArg(a: string): string {
-  const shown = a.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
-  return shown.length > 60 ? `${shown.slice(0, 60)}…` : shown;
-}
-
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
@@ -102,7 +96,7 @@ export async function main(argv: string[], io: MainIO = defaultIO): Promise<numb
       io.stdout(USAGE);
       return 0;
     }
-    io.stderr(`error: '${command}' takes no argument but --config FILE, got '${printableArg(args[0]!)}'\n\n${USAGE}`);
+    io.stderr(`error: '${command}' takes no argument but --config FILE, got '${printable(args[0]!.slice(0, 60))}'\n\n${USAGE}`);
     return 2;
   }
   if (command === 'check-config') {
