@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { BUNDLED_MODELS, bundledProviders, bundledModelsFor } from './bundled-catalog.js';
-import { configSchema, type Config } from './schema.js';
+import { configSchema, crossReferenceIssues, type Config } from './schema.js';
 
 /** One problem found in a configuration, with the path to the offending value. */
 export interface ConfigProblem {
@@ -66,9 +66,15 @@ export function interpolateEnv(
 export function validateConfig(raw: unknown): { config?: Config; problems: ConfigProblem[] } {
   const parsed = configSchema.safeParse(raw ?? {});
   if (parsed.success) return { config: parsed.data, problems: [] };
-  return {
-    problems: parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })),
-  };
+  const problems = parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+  // The schema checks ids across providers and models only once every field is valid: report
+  // those problems now as well, so one run of check-config lists them all.
+  const seen = new Set(problems.map((p) => `${p.path}\n${p.message}`));
+  for (const issue of crossReferenceIssues(raw)) {
+    const p = { path: formatPath(issue.path), message: issue.message };
+    if (!seen.has(`${p.path}\n${p.message}`)) problems.push(p);
+  }
+  return { problems };
 }
 
 /** Parses YAML text; syntax errors become problems with line numbers. */

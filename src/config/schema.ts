@@ -311,33 +311,48 @@ export const configSchema = z
   })
   .strict()
   .superRefine((cfg, ctx) => {
-    const ids = new Map<string, number>();
-    cfg.providers.forEach((p, i) => {
-      if (ids.has(p.id)) {
-        ctx.addIssue({ code: 'custom', path: ['providers', i, 'id'], message: `duplicate provider id '${p.id}'` });
+    for (const issue of crossReferenceIssues(cfg)) ctx.addIssue({ code: 'custom', ...issue });
+  });
+
+/**
+ * What no single field's schema can see: duplicate provider and model ids, endpoints naming an
+ * undeclared provider, an `openai-compatible` provider without `baseUrl`. Reads its input
+ * loosely, so `check-config` can report these beside other fields' problems too (the schema's
+ * own refinement runs only once everything else is valid).
+ */
+export function crossReferenceIssues(cfg: unknown): { path: (string | number)[]; message: string }[] {
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+  const field = (o: unknown, k: string): unknown => (o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined);
+  const ids = new Map<string, number>();
+  list(field(cfg, 'providers')).forEach((p, i) => {
+    const id = field(p, 'id');
+    if (typeof id !== 'string') return;
+    if (ids.has(id)) issues.push({ path: ['providers', i, 'id'], message: `duplicate provider id '${id}'` });
+    ids.set(id, i);
+    if (field(p, 'type') === 'openai-compatible' && !field(p, 'baseUrl')) {
+      issues.push({ path: ['providers', i, 'baseUrl'], message: 'required for type openai-compatible' });
+    }
+  });
+  const modelIds = new Set<string>();
+  list(field(cfg, 'models')).forEach((m, i) => {
+    const id = field(m, 'id');
+    if (typeof id === 'string') {
+      if (modelIds.has(id)) issues.push({ path: ['models', i, 'id'], message: `duplicate model id '${id}'` });
+      modelIds.add(id);
+    }
+    list(field(m, 'endpoints')).forEach((e, j) => {
+      const provider = field(e, 'provider');
+      if (typeof provider === 'string' && !ids.has(provider)) {
+        issues.push({
+          path: ['models', i, 'endpoints', j, 'provider'],
+          message: `unknown provider '${provider}' (declared: ${[...ids.keys()].join(', ') || 'none'})`,
+        });
       }
-      ids.set(p.id, i);
-      if (p.type === 'openai-compatible' && !p.baseUrl) {
-        ctx.addIssue({ code: 'custom', path: ['providers', i, 'baseUrl'], message: 'required for type openai-compatible' });
-      }
-    });
-    const modelIds = new Set<string>();
-    cfg.models.forEach((m, i) => {
-      if (modelIds.has(m.id)) {
-        ctx.addIssue({ code: 'custom', path: ['models', i, 'id'], message: `duplicate model id '${m.id}'` });
-      }
-      modelIds.add(m.id);
-      m.endpoints.forEach((e, j) => {
-        if (!ids.has(e.provider)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['models', i, 'endpoints', j, 'provider'],
-            message: `unknown provider '${e.provider}' (declared: ${[...ids.keys()].join(', ') || 'none'})`,
-          });
-        }
-      });
     });
   });
+  return issues;
+}
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

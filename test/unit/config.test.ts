@@ -101,6 +101,40 @@ models:
     );
   });
 
+  it('reports those cross-references in the same run as problems of other fields (one check-config run lists everything)', () => {
+    const problems = checkConfigFile(
+      file(
+        'mixed.yaml',
+        `listen: { port: 99999 }
+providers:
+  - { id: a, type: openai }
+  - { id: a, type: nope }
+models:
+  - { id: m, endpoints: [{ provider: missing, model: x, pricing: { input: -1 } }] }
+  - { id: m, endpoints: [] }`,
+      ),
+      {},
+    );
+    expect(problems.map((p) => p.path).sort()).toEqual(
+      [
+        'listen.port',
+        'providers[1].type',
+        'models[0].endpoints[0].pricing.input',
+        'models[1].endpoints',
+        'providers[1].id',
+        'models[0].endpoints[0].provider',
+        'models[1].id',
+      ].sort(),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        { path: 'providers[1].id', message: "duplicate provider id 'a'" },
+        { path: 'models[0].endpoints[0].provider', message: "unknown provider 'missing' (declared: a)" },
+        { path: 'models[1].id', message: "duplicate model id 'm'" },
+      ]),
+    );
+  });
+
   it('reports YAML syntax errors with a line number', () => {
     const problems = checkConfigFile(file('syntax.yaml', 'listen: {\n  port: [1,\n'), {});
     expect(problems[0]!.path).toMatch(/^line \d+/);
