@@ -141,7 +141,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
 
   const jsonLimits: JsonBodyLimits = { maxDepth: http.maxJsonDepth, maxItems: http.maxJsonItems };
-  app.removeContentTypeParser('application/json');
+  // JSON only: Fastify's own text/plain parser would hand a JSON text sent as text/plain to the
+  // handlers as a string, refused as "not an object" instead of for its content type.
+  app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     try {
       const parsed = parseJsonBody(body as Buffer, jsonLimits);

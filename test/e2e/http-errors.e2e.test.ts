@@ -56,6 +56,12 @@ describe('HTTP-level errors and other endpoints', () => {
     await expectError(await post('/v1/chat/completions', ''), 400, 'MR_ERR_INVALID_JSON');
     await expectError(await post('/v1/chat/completions', '[1,2]'), 400, 'MR_ERR_INVALID_REQUEST');
     await expectError(await post('/v1/chat/completions', 'model=x', { 'content-type': 'application/x-www-form-urlencoded' }), 400, 'MR_ERR_INVALID_REQUEST');
+    // A JSON text sent as text/plain (or with no type) is told what is wrong: the content type.
+    const body = JSON.stringify({ model: 'google/chat', messages: [{ role: 'user', content: 'hi' }] });
+    for (const type of ['text/plain', 'text/plain; charset=utf-8', '']) {
+      const e2 = await expectError(await post('/v1/chat/completions', body, { 'content-type': type }), 400, 'MR_ERR_INVALID_REQUEST');
+      expect(e2.message).toBe("The request body must be JSON with 'Content-Type: application/json'.");
+    }
     expect(mock.requests).toHaveLength(0);
   });
 
