@@ -49,7 +49,8 @@ async function report(argv: string[], ctx: CliContext): Promise<number> {
   try {
     range = dayRange(values.from, values.to);
   } catch (err) {
-    if (err instanceof DayRangeError) throw new CliUsageError(`--${err.message}`);
+    // The API's parameter names are the CLI's options: `to must not be before from` → `--to … --from`.
+    if (err instanceof DayRangeError) throw new CliUsageError(err.message.replace(/\b(from|to)\b/g, '--$1'));
     throw err;
   }
   const email = values.email;

@@ -139,7 +139,7 @@ for (const target of DATABASES) {
       }
       ctx.reset();
       await runUsage(['report', '--from', '2025-03-02', '--to', '2025-03-01'], ctx);
-      expect(stderr()).toMatch(/^error: --to must not be before from/);
+      expect(stderr()).toMatch(/^error: --to must not be before --from\n/);
       ctx.reset();
       expect(await runUsage(['report', '--email', 'ghost@example.com', '--from', '2025-01-01', '--to', '2025-01-02'], ctx)).toBe(1);
       expect(stderr()).toContain('no account with email ghost@example.com');
