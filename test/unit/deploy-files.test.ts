@@ -97,6 +97,10 @@ describe('deploy/', () => {
     }
     const runtime = stages.at(-1)!;
 
+    it('needs no image but its base to build: no `# syntax=` directive, which makes BuildKit fetch a frontend from Docker Hub first', () => {
+      expect(text).not.toMatch(/^#\s*syntax\s*=/im);
+    });
+
     it('builds in one stage and runs from a slim Node 20 image in another', () => {
       expect(stages.length).toBeGreaterThanOrEqual(2);
       expect(text).toMatch(/^ARG NODE_IMAGE=node:20-(bookworm-)?slim$/m);
