@@ -4,7 +4,7 @@
  *
  * @see https://kysely.dev/docs/dialects
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
@@ -69,7 +69,13 @@ export function sqlitePath(url: string, dataDir?: string): string {
 }
 
 function openSqlite(path: string): Database {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true });
+    // Owner-only from the start: the file holds emails and key hashes, and SQLite gives the WAL
+    // and shared-memory files it creates beside it the database file's permissions. An existing
+    // file keeps the mode its operator chose.
+    closeSync(openSync(path, 'a', 0o600));
+  }
   const sqlite = new SqliteDatabase(path, { timeout: 5000 });
   try {
     sqlite.pragma('journal_mode = WAL');

@@ -56,6 +56,30 @@ describe('openDatabase', () => {
     expect(sqlitePath('sqlite:///tmp/x.db')).toBe('/tmp/x.db');
     expect(sqlitePath('sqlite:', '/srv/mr')).toBe('/srv/mr/maxrouter.db');
   });
+  it('creates a new SQLite file, and the WAL and shared-memory files beside it, readable by the owner only', async () => {
+    const { mkdtempSync, rmSync, statSync, writeFileSync, chmodSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'mr-test-mode-'));
+    chmodSync(dir, 0o755); // a directory others may enter: the files themselves must be private
+    try {
+      const path = join(dir, 'sub', 'maxrouter.db');
+      const database = await openDatabase(`sqlite:${path}`);
+      await migrateToLatest(database);
+      await createRepositories(database.db).accounts.createAccount('mode@example.com');
+      for (const f of [path, `${path}-wal`, `${path}-shm`]) expect((statSync(f).mode & 0o777).toString(8)).toBe('600');
+      await database.close();
+      // A file the operator made keeps its mode.
+      const own = join(dir, 'own.db');
+      writeFileSync(own, '');
+      chmodSync(own, 0o640);
+      const again = await openDatabase(`sqlite:${own}`);
+      await again.close();
+      expect((statSync(own).mode & 0o777).toString(8)).toBe('640');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
   it('opens sqlite::memory:', async () => {
     const database = await openDatabase('sqlite::memory:');
     expect(database.dialect).toBe('sqlite');
