@@ -67,8 +67,9 @@ export function validateConfig(raw: unknown): { config?: Config; problems: Confi
   const parsed = configSchema.safeParse(raw ?? {});
   if (parsed.success) return { config: parsed.data, problems: [] };
   const problems = parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
-  // The schema checks ids across providers and models only once every field is valid: report
-  // those problems now as well, so one run of check-config lists them all.
+  // The schema's cross-reference check is skipped when a field's value is invalid (it still runs
+  // beside issues such as unrecognised keys, hence `seen`): add its problems here, so one run of
+  // check-config lists them all.
   const seen = new Set(problems.map((p) => `${p.path}\n${p.message}`));
   for (const issue of crossReferenceIssues(raw)) {
     const p = { path: formatPath(issue.path), message: issue.message };

@@ -318,7 +318,7 @@ export const configSchema = z
  * What no single field's schema can see: duplicate provider and model ids, endpoints naming an
  * undeclared provider, an `openai-compatible` provider without `baseUrl`. Reads its input
  * loosely, so `check-config` can report these beside other fields' problems too (the schema's
- * own refinement runs only once everything else is valid).
+ * own refinement is skipped when any field's value is invalid).
  */
 export function crossReferenceIssues(cfg: unknown): { path: (string | number)[]; message: string }[] {
   const issues: { path: (string | number)[]; message: string }[] = [];
