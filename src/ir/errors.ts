@@ -106,6 +106,14 @@ export function unsupportedParameter(param: string, provider: string, why?: stri
 }
 
 /**
+ * Every message of the request is empty (no text, image or tool call): a provider that needs a
+ * conversation turn has nothing to be sent.
+ */
+export function emptyConversation(): GatewayError {
+  return invalidRequest("'messages' has no content: every message is empty.", 'messages');
+}
+
+/**
  * Maps an upstream HTTP error status to a gateway error. `message` is the upstream's own error
  * text (may reach the client, never a log).
  */

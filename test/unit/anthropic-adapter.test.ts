@@ -174,6 +174,28 @@ describe('convertRequest: system prompt', () => {
   it('omits system when there is none', () => {
     expect(convert().body.system).toBeUndefined();
   });
+
+  it('sends a system-only conversation with its system prompt as the user message, with a warning', () => {
+    // OpenAI answers a request made of system and developer messages; Anthropic needs a turn.
+    const { body, warnings } = convert({ messages: [system('Name a colour.'), system('One word.', 'developer')] });
+    expect(body.messages).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'Name a colour.' }, { type: 'text', text: 'One word.' }] },
+    ]);
+    expect(body.system).toBeUndefined();
+    expect(warnings).toEqual([{ param: 'messages', message: expect.stringContaining('system prompt was sent as the user message') }]);
+  });
+
+  it('keeps the JSON-mode instruction in the system prompt when the client system prompt becomes the user message', () => {
+    const { body } = convert({ messages: [system('List three colours.')], responseFormat: { type: 'json_object' } });
+    expect(body.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'List three colours.' }] }]);
+    expect(body.system).toEqual([{ type: 'text', text: JSON_OBJECT_INSTRUCTION }]);
+  });
+
+  it('rejects a request whose every message is empty, naming messages', () => {
+    const err = catchError(() => convert({ messages: [system(''), user('')] }));
+    expect(err.status).toBe(400);
+    expect(err.param).toBe('messages');
+  });
 });
 
 describe('convertRequest: messages', () => {
@@ -232,6 +254,37 @@ describe('convertRequest: messages', () => {
       ],
     });
     expect(body.messages[2]?.content.map((b) => b.type)).toEqual(['tool_result', 'text']);
+  });
+
+  it('leaves out an empty message, so that Anthropic gets no empty turn and its neighbours merge', () => {
+    const { body } = convert({
+      messages: [user('a'), { role: 'assistant', content: [{ type: 'text', text: 'b' }], toolCalls: [] }, user(''), { role: 'assistant', content: [{ type: 'text', text: 'c' }], toolCalls: [] }, user('d')],
+    });
+    expect(body.messages).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'a' }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'b' }, { type: 'text', text: 'c' }] },
+      { role: 'user', content: [{ type: 'text', text: 'd' }] },
+    ]);
+  });
+
+  it('rejects a tool result whose id matches no call of the preceding assistant turn, naming the field', () => {
+    const call = { role: 'assistant' as const, content: [], toolCalls: [{ id: 't1', name: 'f', arguments: '{}' }] };
+    const unknown = catchError(() => convert({ messages: [user('q'), call, { role: 'tool', toolCallId: 't9', content: 'r' }] }));
+    expect(unknown.status).toBe(400);
+    expect(unknown.param).toBe('messages[2].tool_call_id');
+    // A call of an earlier assistant turn does not count: Anthropic pairs a result with the turn just before it.
+    const older = catchError(() =>
+      convert({
+        messages: [
+          user('q'),
+          call,
+          { role: 'tool', toolCallId: 't1', content: 'r' },
+          { role: 'assistant', content: [{ type: 'text', text: 'done' }], toolCalls: [] },
+          { role: 'tool', toolCallId: 't1', content: 'again' },
+        ],
+      }),
+    );
+    expect(older.param).toBe('messages[4].tool_call_id');
   });
 
   it('rejects invalid tool call arguments JSON, naming the field', () => {

@@ -258,6 +258,20 @@ describe('convert-request: messages', () => {
     expect(err.param).toBe('messages[3].tool_call_id');
   });
 
+  it('sends a system-only conversation with its system instruction as the user turn, with a warning', () => {
+    const sys = (text: string): IRMessage => ({ role: 'system', origin: 'system', text });
+    const { body: converted, warnings } = convertRequest(chat({ messages: [sys('Name a colour.'), sys('One word.')] }));
+    expect(converted.contents).toEqual([{ role: 'user', parts: [{ text: 'Name a colour.' }, { text: 'One word.' }] }]);
+    expect(converted.systemInstruction).toBeUndefined();
+    expect(warnings).toContainEqual({ param: 'messages', message: expect.stringContaining('system instruction was sent as the user turn') });
+  });
+
+  it('rejects a request whose every message is empty, naming messages', () => {
+    const err = thrown(() => convertRequest(chat({ messages: [{ role: 'system', origin: 'system', text: '' }, user('')] })));
+    expect(err.status).toBe(400);
+    expect(err.param).toBe('messages');
+  });
+
   it('does not look up tool call ids from later assistant turns', () => {
     const err = thrown(() =>
       convertRequest(

@@ -2,7 +2,7 @@
  * IR chat request → Anthropic Messages API request body. Pure; never mutates its input.
  * @see https://docs.anthropic.com/en/api/messages
  */
-import { invalidRequest, unsupportedParameter } from '../../ir/errors.js';
+import { emptyConversation, invalidRequest, unsupportedParameter } from '../../ir/errors.js';
 import type {
   IRAssistantMessage,
   IRChatRequest,
@@ -117,6 +117,7 @@ export function convertRequest(req: IRChatRequest, ctx: IRRequestContext): Conve
   const warnings: IRWarning[] = [];
 
   const system = convertSystem(req.messages, warnings);
+  const clientSystemBlocks = system.length;
   if (req.responseFormat?.type === 'json_object') {
     system.push({ type: 'text', text: JSON_OBJECT_INSTRUCTION });
     warnings.push({
@@ -133,6 +134,16 @@ export function convertRequest(req: IRChatRequest, ctx: IRRequestContext): Conve
     messages: convertMessages(req.messages, warnings),
     max_tokens: tokens.maxTokens,
   };
+  if (body.messages.length === 0) {
+    // Only system or developer messages (OpenAI answers those): Anthropic needs a conversation
+    // turn, so the client's system prompt becomes the user message.
+    if (clientSystemBlocks === 0) throw emptyConversation();
+    body.messages = [{ role: 'user', content: system.splice(0, clientSystemBlocks) }];
+    warnings.push({
+      param: 'messages',
+      message: 'Anthropic needs a user or assistant message; the system prompt was sent as the user message.',
+    });
+  }
   if (system.length > 0) body.system = system;
   if (tokens.budgetTokens !== undefined) {
     body.thinking = { type: 'enabled', budget_tokens: tokens.budgetTokens };
@@ -232,6 +243,15 @@ function convertSystem(messages: readonly IRMessage[], warnings: IRWarning[]): A
  */
 function convertMessages(messages: readonly IRMessage[], warnings: IRWarning[]): AnthropicMessage[] {
   const turns: AnthropicMessage[] = [];
+  // The tool_use ids of the assistant turn a tool result will follow once turns are merged.
+  let callIds = new Set<string>();
+  const push = (turn: AnthropicMessage) => {
+    // An empty message carries nothing, and Anthropic refuses empty turns: left out, so that
+    // its neighbours merge as if it had not been sent.
+    if (turn.content.length === 0) return;
+    if (turn.role === 'assistant' && turns[turns.length - 1]?.role !== 'assistant') callIds = new Set();
+    turns.push(turn);
+  };
   messages.forEach((m, i) => {
     switch (m.role) {
       case 'system':
@@ -240,13 +260,21 @@ function convertMessages(messages: readonly IRMessage[], warnings: IRWarning[]):
         if (m.name !== undefined) {
           warnings.push({ param: `messages[${i}].name`, message: 'Anthropic has no participant names; name was ignored.' });
         }
-        turns.push({ role: 'user', content: m.content.flatMap(convertUserPart) });
+        push({ role: 'user', content: m.content.flatMap(convertUserPart) });
         return;
       case 'assistant':
-        turns.push({ role: 'assistant', content: convertAssistant(m, i) });
+        push({ role: 'assistant', content: convertAssistant(m, i) });
+        for (const call of m.toolCalls) callIds.add(call.id);
         return;
       case 'tool':
-        turns.push({ role: 'user', content: [toolResultBlock(m.toolCallId, m.content)] });
+        // Anthropic takes a tool result only right after the assistant turn that made the call.
+        if (!callIds.has(m.toolCallId)) {
+          throw invalidRequest(
+            "No tool call of the preceding assistant message has the id given in 'tool_call_id'.",
+            `messages[${i}].tool_call_id`,
+          );
+        }
+        push({ role: 'user', content: [toolResultBlock(m.toolCallId, m.content)] });
         return;
     }
   });

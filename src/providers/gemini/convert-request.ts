@@ -2,7 +2,7 @@
  * IR chat request → Gemini `generateContent` body. Pure: the input is never mutated.
  * @see https://ai.google.dev/api/generate-content#method:-models.generatecontent
  */
-import { invalidRequest, unsupportedParameter } from '../../ir/errors.js';
+import { emptyConversation, invalidRequest, unsupportedParameter } from '../../ir/errors.js';
 import type { IREmbeddingsRequest } from '../../ir/embeddings.js';
 import type {
   IRAssistantMessage,
@@ -136,7 +136,7 @@ export function convertMessages(messages: readonly IRMessage[], model: string): 
   messages.forEach((message, i) => {
     switch (message.role) {
       case 'system':
-        system.push({ text: message.text });
+        if (message.text !== '') system.push({ text: message.text });
         return;
       case 'user':
         if (message.name !== undefined) {
@@ -166,6 +166,13 @@ export function convertMessages(messages: readonly IRMessage[], model: string): 
     }
   });
 
+  if (contents.length === 0) {
+    // Only system or developer messages (OpenAI answers those): Gemini needs contents, so the
+    // system instruction becomes the user turn.
+    if (system.length === 0) throw emptyConversation();
+    warnings.push({ param: 'messages', message: 'Gemini needs a user or model turn; the system instruction was sent as the user turn.' });
+    return { contents: [{ role: 'user', parts: system }], warnings };
+  }
   const result: ConvertedMessages = { contents, warnings };
   if (system.length > 0) result.systemInstruction = { parts: system };
   return result;
