@@ -529,6 +529,8 @@ describe('map-finish-reason', () => {
     ['PROHIBITED_CONTENT', 'content_filter'],
     ['SPII', 'content_filter'],
     ['IMAGE_SAFETY', 'content_filter'],
+    ['IMAGE_PROHIBITED_CONTENT', 'content_filter'],
+    ['IMAGE_RECITATION', 'content_filter'],
     ['MALFORMED_FUNCTION_CALL', 'stop'],
     ['LANGUAGE', 'stop'],
     ['OTHER', 'stop'],

@@ -17,6 +17,8 @@ export function mapGeminiFinishReason(reason: unknown): IRFinishReason {
     case 'PROHIBITED_CONTENT':
     case 'SPII':
     case 'IMAGE_SAFETY':
+    case 'IMAGE_PROHIBITED_CONTENT':
+    case 'IMAGE_RECITATION':
       return 'content_filter';
     // The model produced an invalid function call; no call reaches the client.
     case 'MALFORMED_FUNCTION_CALL':
