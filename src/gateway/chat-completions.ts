@@ -33,6 +33,7 @@ import {
   commonHeaders,
   newGenerationId,
   readJson,
+  requireEventStream,
   upstreamStarted,
 } from './relay.js';
 
@@ -160,6 +161,7 @@ async function startAttempt(
   const upstream = route.provider.client.post(upstreamRequest);
   abortOnClientClose(reply, upstream);
   await upstreamStarted(upstream, route.provider);
+  if (stream) requireEventStream(upstream, route.provider);
   return { upstream, upstreamRequest, passthrough, includeUsage, delivering: false };
 }
 

@@ -67,6 +67,23 @@ export async function upstreamStarted(call: UpstreamCall, provider: ProviderRunt
   throw provider.adapter.parseError(call.statusCode, text, call.headers);
 }
 
+/**
+ * A streamed request's 2xx answer must be an event stream. A JSON body (a provider that ignored
+ * `stream`, or a 200 carrying an error) or an HTML page (a base URL that points at a website)
+ * fails here, before anything reached the client, so that another endpoint may still serve; it
+ * used to start the client's stream and end it at once with "ended the stream early".
+ * An answer without a content type, or with another one, is read as a stream.
+ */
+export function requireEventStream(call: UpstreamCall, provider: ProviderRuntime): void {
+  const type = call.mediaType;
+  if (type !== 'application/json' && type !== 'text/html') return;
+  call.abort();
+  throw new GatewayError(
+    'MR_ERR_UPSTREAM_BAD_RESPONSE',
+    `Provider '${provider.id}' answered a streamed request with ${type}, not an event stream.`,
+  );
+}
+
 /** Reads and parses a 2xx upstream JSON body. */
 export async function readJson(call: UpstreamCall, provider: ProviderRuntime): Promise<{ text: string; json: unknown }> {
   const text = await call.text(MAX_UPSTREAM_BODY_BYTES);

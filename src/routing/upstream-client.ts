@@ -63,6 +63,22 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     return this.#headers;
   }
 
+  /**
+   * The response's media type: `content-type` without parameters, lower-cased ('' when absent).
+   * Read from the raw headers without parsing the others.
+   */
+  get mediaType(): string {
+    const raw = this.#rawHeaders;
+    if (raw === undefined) return '';
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!;
+      if (name.length === 12 && name.toString('latin1').toLowerCase() === 'content-type') {
+        return raw[i + 1]!.toString('latin1').split(';', 1)[0]!.trim().toLowerCase();
+      }
+    }
+    return '';
+  }
+
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
     if (this.#abortReason) abort(this.#abortReason);

@@ -6,7 +6,8 @@
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { openaiText } from '../fixtures/openai.js';
+import { openaiText, openaiTextStream } from '../fixtures/openai.js';
+import { anthropicTextReply, anthropicTextStream } from '../fixtures/anthropic.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startMockUpstream, type MockUpstream } from '../helpers/mock-upstream.js';
 
@@ -19,8 +20,14 @@ for (const type of ['openai', 'anthropic'] as const) {
     beforeAll(async () => {
       mock = await startMockUpstream();
       t = await startTestGateway({
-        providers: [{ id: 'up', type, baseUrl: type === 'openai' ? `${mock.url}/v1` : mock.url, apiKey: 'k' }],
-        models: [{ id: 'test/m', maxOutputTokens: 100, endpoints: [{ provider: 'up', model: 'm' }] }],
+        providers: [
+          { id: 'up', type, baseUrl: type === 'openai' ? `${mock.url}/v1` : mock.url, apiKey: 'k' },
+          { id: 'up2', type, baseUrl: type === 'openai' ? `${mock.url}/v1` : mock.url, apiKey: 'k' },
+        ],
+        models: [
+          { id: 'test/m', maxOutputTokens: 100, endpoints: [{ provider: 'up', model: 'm' }] },
+          { id: 'test/fallback', maxOutputTokens: 100, endpoints: [{ provider: 'up', model: 'm' }, { provider: 'up2', model: 'm' }] },
+        ],
       });
     });
     afterAll(async () => {
@@ -29,14 +36,38 @@ for (const type of ['openai', 'anthropic'] as const) {
     });
     beforeEach(() => mock.reset());
 
-    const streamRaw = async () => {
+    const streamRaw = async (model = 'test/m') => {
       const res = await fetch(`${t.url}/v1/chat/completions`, {
         method: 'POST',
         headers: { authorization: `Bearer ${t.apiKey}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'test/m', stream: true, messages: [{ role: 'user', content: 'x' }] }),
+        body: JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: 'x' }] }),
       });
-      return { status: res.status, text: await res.text() };
+      return { status: res.status, contentType: res.headers.get('content-type'), text: await res.text() };
     };
+
+    it('a streamed request answered with a JSON body or an HTML page → 502 before the stream starts', async () => {
+      // A provider that ignored `stream` (a whole completion), and a base URL that serves a web page.
+      const whole = type === 'openai' ? openaiText({ text: SECRET_TEXT }) : anthropicTextReply({ text: SECRET_TEXT });
+      for (const reply of [whole, { status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, text: `<html>${SECRET_TEXT}</html>` }]) {
+        mock.enqueue(reply);
+        const { status, contentType, text } = await streamRaw();
+        expect(status).toBe(502);
+        expect(contentType).toMatch(/^application\/json/);
+        expect(JSON.parse(text).error).toMatchObject({ code: 'MR_ERR_UPSTREAM_BAD_RESPONSE', message: expect.stringMatching(/not an event stream/) });
+        expect(text).not.toContain(SECRET_TEXT);
+      }
+      await eventually(async () => expect((await t.usage()).at(-1)).toMatchObject({ status: 502, streamed: true }));
+      expect(t.logs.join('')).not.toContain(SECRET_TEXT);
+    });
+
+    it('a streamed request answered with a JSON body falls over to the next endpoint', async () => {
+      mock.enqueue(type === 'openai' ? openaiText() : anthropicTextReply(), type === 'openai' ? openaiTextStream(['Hel', 'lo']) : anthropicTextStream({ chunks: ['Hel', 'lo'] }));
+      const stream = await t.client.chat.completions.create({ model: 'test/fallback', stream: true, messages: [{ role: 'user', content: 'x' }] });
+      let text = '';
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+      expect(text).toBe('Hello');
+      expect(mock.requests).toHaveLength(2);
+    });
 
     it('a 200 whose body is not JSON → 502 in OpenAI shape', async () => {
       mock.enqueue({ status: 200, headers: { 'content-type': 'application/json' }, text: `<html>${SECRET_TEXT}</html>` });
