@@ -527,6 +527,23 @@ describe('convertRequest: reasoning effort → thinking', () => {
     expect(body.thinking).toBeUndefined();
     expect(warnings.map((w) => w.param)).toEqual(['reasoning_effort']);
   });
+
+  it('leaves thinking off when a user message follows the tool results of the last assistant turn', () => {
+    // Anthropic still requires that turn's thinking blocks: its tool results are in the last user turn.
+    const call = { role: 'assistant' as const, content: [], toolCalls: [{ id: 't1', name: 'f', arguments: '{}' }] };
+    const { body, warnings } = convert({
+      reasoningEffort: 'high',
+      messages: [user('q'), call, { role: 'tool', toolCallId: 't1', content: 'r' }, user('and tomorrow?')],
+    });
+    expect(body.thinking).toBeUndefined();
+    expect(warnings.map((w) => w.param)).toEqual(['reasoning_effort']);
+    // Once an assistant turn without tool calls closed the loop, thinking is on again.
+    const closed = convert({
+      reasoningEffort: 'high',
+      messages: [user('q'), call, { role: 'tool', toolCallId: 't1', content: 'r' }, { role: 'assistant', content: [{ type: 'text', text: 'Sunny.' }], toolCalls: [] }, user('and tomorrow?')],
+    });
+    expect(closed.body.thinking).toMatchObject({ type: 'enabled' });
+  });
 });
 
 describe('convertRequest: purity', () => {

@@ -412,15 +412,16 @@ function convertSampling(
 
 /**
  * The thinking budget for the request's `reasoning_effort`, or undefined for no thinking.
- * Continuing a tool-use loop (the last message is a tool result) with thinking on requires the
- * signed thinking blocks of the previous assistant turn, which the OpenAI format cannot carry;
- * thinking is then left off for this request, with a warning.
+ * With thinking on, Anthropic requires the last assistant turn, when it called tools, to start
+ * with its signed thinking blocks (whether the tool results end the conversation or a user
+ * message follows them), and the OpenAI format cannot carry them; thinking is then left off for
+ * this request, with a warning.
  * @see https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking#extended-thinking-with-tool-use
  */
 function requestedThinkingBudget(req: IRChatRequest, warnings: IRWarning[]): number | undefined {
   const effort = req.reasoningEffort;
   if (effort === undefined || effort === 'none') return undefined;
-  if (req.messages[req.messages.length - 1]?.role === 'tool') {
+  if (lastAssistant(req.messages)?.toolCalls.length) {
     warnings.push({
       param: 'reasoning_effort',
       message: 'Anthropic needs the previous turn\'s signed thinking blocks to think while continuing a tool call; thinking was not enabled for this request.',
@@ -428,6 +429,14 @@ function requestedThinkingBudget(req: IRChatRequest, warnings: IRWarning[]): num
     return undefined;
   }
   return THINKING_BUDGETS[effort];
+}
+
+function lastAssistant(messages: readonly IRMessage[]): IRAssistantMessage | undefined {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i]!;
+    if (m.role === 'assistant') return m;
+  }
+  return undefined;
 }
 
 export interface TokenPlan {
