@@ -418,6 +418,20 @@ describe('convertRequest: sampling and limits', () => {
     expect(warnings).toEqual([]);
   });
 
+  it('caps a temperature above 1 (OpenAI goes to 2, Anthropic to 1) at 1, with a warning', () => {
+    const { body, warnings } = convert({ temperature: 1.7 });
+    expect(body.temperature).toBe(1);
+    expect(warnings).toEqual([{ param: 'temperature', message: expect.stringContaining('1.7 was capped at 1') }]);
+    expect(convert({ temperature: 1 }).warnings).toEqual([]);
+  });
+
+  it('refuses a stop sequence made only of whitespace, naming stop', () => {
+    const err = catchError(() => convert({ stop: ['END', '\n'] }));
+    expect(err.status).toBe(400);
+    expect(err.param).toBe('stop');
+    expect(err.message).toMatch(/whitespace/);
+  });
+
   it('omits stream when not streaming', () => {
     expect('stream' in convert({ stream: false }).body).toBe(false);
   });

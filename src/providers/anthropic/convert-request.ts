@@ -23,6 +23,9 @@ export const DEFAULT_MAX_TOKENS = 4096;
 /** The instruction added for `response_format: {type: 'json_object'}` (Anthropic has no JSON mode). */
 export const JSON_OBJECT_INSTRUCTION = 'Respond with a single JSON object.';
 
+/** Anthropic's highest temperature (OpenAI's is 2). */
+const MAX_TEMPERATURE = 1;
+
 /**
  * Thinking budget for each OpenAI `reasoning_effort`. Anthropic's minimum budget is 1024.
  * @see https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking
@@ -180,6 +183,11 @@ function rejectUnsupported(req: IRChatRequest): void {
   }
   if (req.logitBias && Object.keys(req.logitBias).length > 0) {
     throw unsupportedParameter('logit_bias', PROVIDER, 'Anthropic has no token biasing');
+  }
+  // Anthropic refuses a stop sequence made only of whitespace (e.g. "\n", common with OpenAI);
+  // sending the others alone would let the answer run past where the client wants it cut.
+  if (req.stop?.some((s) => s.trim() === '')) {
+    throw unsupportedParameter('stop', PROVIDER, 'Anthropic accepts no stop sequence made only of whitespace');
   }
 }
 
@@ -396,6 +404,10 @@ function convertSampling(
   if (req.temperature !== undefined) {
     if (thinking) {
       warnings.push({ param: 'temperature', message: 'Anthropic does not accept temperature with extended thinking; it was ignored.' });
+    } else if (req.temperature > MAX_TEMPERATURE) {
+      // OpenAI's range is 0 to 2, Anthropic's 0 to 1; Anthropic's own OpenAI-compatible API caps it too.
+      out.temperature = MAX_TEMPERATURE;
+      warnings.push({ param: 'temperature', message: `Anthropic accepts temperature from 0 to 1; ${req.temperature} was capped at 1.` });
     } else {
       out.temperature = req.temperature;
     }
