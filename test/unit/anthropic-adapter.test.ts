@@ -5,7 +5,8 @@ import type { IRChatRequest, IRMessage, IRRequestContext } from '../../src/ir/re
 import type { IRStreamPart, SSEEvent } from '../../src/ir/stream-part.js';
 import { anthropicHeaders, anthropicMessagesUrl } from '../../src/providers/anthropic/anthropic-api.js';
 import { parseAnthropicError } from '../../src/providers/anthropic/anthropic-error.js';
-import { convertRequest, JSON_OBJECT_INSTRUCTION, THINKING_BUDGETS } from '../../src/providers/anthropic/convert-request.js';
+import { convertRequest, JSON_OBJECT_INSTRUCTION, THINKING_BUDGETS, type AnthropicThinking } from '../../src/providers/anthropic/convert-request.js';
+import { claudeVersion, thinkingStyle } from '../../src/providers/anthropic/thinking-style.js';
 import { convertResponse, normaliseUsage } from '../../src/providers/anthropic/convert-response.js';
 import { anthropicAdapter } from '../../src/providers/anthropic/index.js';
 import { mapStopReason } from '../../src/providers/anthropic/map-stop-reason.js';
@@ -41,6 +42,9 @@ const system = (text: string, origin: 'system' | 'developer' = 'system'): IRMess
 function request(over: Partial<IRChatRequest> = {}): IRChatRequest {
   return { model: 'claude-sonnet-4-5', messages: [user('Hi')], stream: false, ...over };
 }
+
+/** The manual thinking budget sent, if any. */
+const budgetOf = (body: { thinking?: AnthropicThinking }) => (body.thinking?.type === 'enabled' ? body.thinking.budget_tokens : undefined);
 
 function convert(over: Partial<IRChatRequest> = {}, ctx: IRRequestContext = CTX) {
   return convertRequest(request(over), ctx);
@@ -495,7 +499,7 @@ describe('convertRequest: reasoning effort → thinking', () => {
   it('raises max_tokens to budget + requested output, with a warning', () => {
     const { body, warnings } = convert({ reasoningEffort: 'medium', maxTokens: 1000 }, {});
     expect(body.max_tokens).toBe(8192 + 1000);
-    expect(body.thinking?.budget_tokens).toBe(8192);
+    expect(budgetOf(body)).toBe(8192);
     expect(warnings).toEqual([{ param: 'max_tokens', message: expect.stringContaining('raised to 9192') }]);
   });
 
@@ -508,8 +512,8 @@ describe('convertRequest: reasoning effort → thinking', () => {
   it("caps at the model's maximum and shrinks the budget to leave room for the answer", () => {
     const { body, warnings } = convert({ reasoningEffort: 'high', maxTokens: 1000 }, { maxOutputTokens: 8192 });
     expect(body.max_tokens).toBe(8192);
-    expect(body.thinking?.budget_tokens).toBe(7192);
-    expect(body.thinking!.budget_tokens).toBeLessThan(body.max_tokens);
+    expect(budgetOf(body)).toBe(7192);
+    expect(budgetOf(body)!).toBeLessThan(body.max_tokens);
     expect(warnings.map((w) => w.param)).toEqual(['reasoning_effort']);
   });
 
@@ -557,6 +561,93 @@ describe('convertRequest: reasoning effort → thinking', () => {
       messages: [user('q'), call, { role: 'tool', toolCallId: 't1', content: 'r' }, { role: 'assistant', content: [{ type: 'text', text: 'Sunny.' }], toolCalls: [] }, user('and tomorrow?')],
     });
     expect(closed.body.thinking).toMatchObject({ type: 'enabled' });
+  });
+});
+
+describe('thinking by model generation', () => {
+  it.each([
+    ['claude-3-7-sonnet-20250219', { major: 3, minor: 7 }, 'budget'],
+    ['claude-sonnet-4-20250514', { major: 4, minor: 0 }, 'budget'],
+    ['claude-haiku-4-5-20251001', { major: 4, minor: 5 }, 'budget'],
+    ['claude-opus-4-6', { major: 4, minor: 6 }, 'adaptive'],
+    ['claude-sonnet-5', { major: 5, minor: 0 }, 'adaptive'],
+    ['claude-opus-5-5', { major: 5, minor: 5 }, 'always'],
+    ['claude-haiku-5-5', { major: 5, minor: 5 }, 'always'],
+    ['claude-fable-5-1', { major: 5, minor: 1 }, 'always'],
+    ['claude-mythos-preview', undefined, 'always'],
+    ['claude-x', undefined, 'budget'],
+  ] as const)('%s → %o, %s', (model, version, style) => {
+    expect(claudeVersion(model)).toEqual(version);
+    expect(thinkingStyle(model)).toBe(style);
+  });
+
+  it('Claude 4.6 to 5.x: reasoning_effort is adaptive thinking with an effort, and no budget or max_tokens change', () => {
+    const { body, warnings } = convert({ model: 'claude-opus-4-6', reasoningEffort: 'high', maxTokens: 1000 });
+    expect(body.thinking).toEqual({ type: 'adaptive' });
+    expect(body.output_config).toEqual({ effort: 'high' });
+    expect(body.max_tokens).toBe(1000);
+    expect(warnings).toEqual([]);
+    expect(convert({ model: 'claude-sonnet-5', reasoningEffort: 'minimal' }).body.output_config).toEqual({ effort: 'low' });
+    // 'none' turns thinking off explicitly: newer models think by default.
+    expect(convert({ model: 'claude-opus-4-6', reasoningEffort: 'none' }).body.thinking).toEqual({ type: 'disabled' });
+    // Without reasoning_effort, the model's own default.
+    expect(convert({ model: 'claude-opus-4-6' }).body).not.toHaveProperty('thinking');
+  });
+
+  it('xhigh goes to the models that have it, and is high (warned) on the others', () => {
+    expect(convert({ model: 'claude-opus-4-7', reasoningEffort: 'xhigh' }).body.output_config).toEqual({ effort: 'xhigh' });
+    const older = convert({ model: 'claude-opus-4-6', reasoningEffort: 'xhigh' });
+    expect(older.body.output_config).toEqual({ effort: 'high' });
+    expect(older.warnings.map((w) => w.param)).toEqual(['reasoning_effort']);
+  });
+
+  it('keeps the structured-output format beside the effort', () => {
+    const { body } = convert({
+      model: 'claude-opus-4-6',
+      reasoningEffort: 'low',
+      responseFormat: { type: 'json_schema', name: 'x', schema: { type: 'object' } },
+    });
+    expect(body.output_config).toEqual({ format: { type: 'json_schema', schema: { type: 'object' } }, effort: 'low' });
+  });
+
+  it('drops temperature with adaptive thinking on, with a warning', () => {
+    const { body, warnings } = convert({ model: 'claude-opus-4-6', reasoningEffort: 'low', temperature: 0.2 });
+    expect(body.temperature).toBeUndefined();
+    expect(warnings.map((w) => w.param)).toEqual(['temperature']);
+  });
+
+  it('Claude 5.5: thinking cannot be turned off (none is effort low, warned), and sampling parameters are dropped (warned)', () => {
+    const none = convert({ model: 'claude-sonnet-5-5', reasoningEffort: 'none' });
+    expect(none.body.thinking).toEqual({ type: 'adaptive' });
+    expect(none.body.output_config).toEqual({ effort: 'low' });
+    expect(none.warnings.map((w) => w.param)).toEqual(['reasoning_effort']);
+
+    const sampled = convert({ model: 'claude-opus-5-5', temperature: 0.3, topP: 0.9 });
+    expect(sampled.body).not.toHaveProperty('temperature');
+    expect(sampled.body).not.toHaveProperty('top_p');
+    expect(sampled.body).not.toHaveProperty('thinking');
+    expect(sampled.warnings.map((w) => w.param)).toEqual(['temperature', 'top_p']);
+    expect(convert({ model: 'claude-opus-5-5', temperature: 1 }).warnings).toEqual([]);
+  });
+
+  it('forces a tool with adaptive thinking (refused only with a manual budget)', () => {
+    const { body } = convert({ model: 'claude-opus-4-6', reasoningEffort: 'low', tools: [{ name: 'f', parameters: {} }], toolChoice: { type: 'required' } });
+    expect(body.tool_choice).toEqual({ type: 'any' });
+    expect(body.thinking).toEqual({ type: 'adaptive' });
+  });
+
+  it('keeps adaptive thinking as asked when continuing a tool-use loop', () => {
+    const { body, warnings } = convert({
+      model: 'claude-opus-4-6',
+      reasoningEffort: 'high',
+      messages: [
+        user('q'),
+        { role: 'assistant', content: [], toolCalls: [{ id: 't1', name: 'f', arguments: '{}' }] },
+        { role: 'tool', toolCallId: 't1', content: 'r' },
+      ],
+    });
+    expect(body.thinking).toEqual({ type: 'adaptive' });
+    expect(warnings).toEqual([]);
   });
 });
 

@@ -3,6 +3,7 @@
  * @see https://docs.anthropic.com/en/api/messages
  */
 import { emptyConversation, invalidRequest, unsupportedParameter } from '../../ir/errors.js';
+import { takesXhighEffort, thinkingStyle, type ThinkingStyle } from './thinking-style.js';
 import type {
   IRAssistantMessage,
   IRChatRequest,
@@ -82,6 +83,10 @@ export type AnthropicToolChoice =
   | { type: 'tool'; name: string; disable_parallel_tool_use?: boolean }
   | { type: 'none' };
 
+/** @see https://platform.claude.com/docs/en/build-with-claude/adaptive-thinking */
+export type AnthropicThinking = { type: 'enabled'; budget_tokens: number } | { type: 'adaptive' } | { type: 'disabled' };
+export type AnthropicEffort = 'low' | 'medium' | 'high' | 'xhigh';
+
 /** @see https://docs.anthropic.com/en/api/messages */
 export interface AnthropicRequestBody {
   model: string;
@@ -94,10 +99,13 @@ export interface AnthropicRequestBody {
   stream?: true;
   tools?: AnthropicTool[];
   tool_choice?: AnthropicToolChoice;
-  thinking?: { type: 'enabled'; budget_tokens: number };
+  thinking?: AnthropicThinking;
   metadata?: { user_id: string };
-  /** @see https://docs.anthropic.com/en/docs/build-with-claude/structured-outputs */
-  output_config?: { format: { type: 'json_schema'; schema: Record<string, unknown> } };
+  /**
+   * @see https://docs.anthropic.com/en/docs/build-with-claude/structured-outputs
+   * @see https://platform.claude.com/docs/en/build-with-claude/effort
+   */
+  output_config?: { format?: { type: 'json_schema'; schema: Record<string, unknown> }; effort?: AnthropicEffort };
 }
 
 export interface ConvertedRequest {
@@ -129,8 +137,12 @@ export function convertRequest(req: IRChatRequest, ctx: IRRequestContext): Conve
     });
   }
 
-  const thinkingBudget = requestedThinkingBudget(req, warnings);
+  const style = thinkingStyle(req.model);
+  const thinking = style === 'budget' ? undefined : adaptiveThinking(req, style, warnings);
+  const thinkingBudget = style === 'budget' ? requestedThinkingBudget(req, warnings) : undefined;
   const tokens = planTokens(req.maxTokens, ctx.maxOutputTokens, thinkingBudget, warnings);
+  // Whether the model may think on this request, which rules out sampling and forced tool use.
+  const thinks = tokens.budgetTokens !== undefined || style === 'always' || thinking?.config?.type === 'adaptive';
 
   const body: AnthropicRequestBody = {
     model: req.model,
@@ -150,19 +162,24 @@ export function convertRequest(req: IRChatRequest, ctx: IRRequestContext): Conve
   if (system.length > 0) body.system = system;
   if (tokens.budgetTokens !== undefined) {
     body.thinking = { type: 'enabled', budget_tokens: tokens.budgetTokens };
+  } else if (thinking?.config) {
+    body.thinking = thinking.config;
   }
-  Object.assign(body, convertSampling(req, tokens.budgetTokens !== undefined, warnings));
+  Object.assign(body, convertSampling(req, thinks, style === 'always', warnings));
   if (req.stop && req.stop.length > 0) body.stop_sequences = [...req.stop];
   if (req.stream) body.stream = true;
   if (req.user !== undefined) body.metadata = { user_id: req.user };
 
   if (req.tools && req.tools.length > 0) body.tools = req.tools.map(convertTool);
+  // Forcing a tool is refused with a manual budget; adaptive thinking takes it (except on some
+  // 5.5-generation models, which say so themselves).
   const toolChoice = convertToolChoice(req, tokens.budgetTokens !== undefined);
   if (toolChoice) body.tool_choice = toolChoice;
 
   if (req.responseFormat?.type === 'json_schema') {
     body.output_config = { format: { type: 'json_schema', schema: req.responseFormat.schema } };
   }
+  if (thinking?.effort) body.output_config = { ...body.output_config, effort: thinking.effort };
 
   warnDropped(req, warnings);
   return { body, warnings };
@@ -398,9 +415,19 @@ function convertToolChoice(req: IRChatRequest, thinking: boolean): AnthropicTool
 function convertSampling(
   req: IRChatRequest,
   thinking: boolean,
+  noSampling: boolean,
   warnings: IRWarning[],
 ): Pick<AnthropicRequestBody, 'temperature' | 'top_p'> {
   const out: Pick<AnthropicRequestBody, 'temperature' | 'top_p'> = {};
+  if (noSampling) {
+    // Claude 5.5 and later refuse any temperature or top_p but the default (1).
+    for (const [param, value] of [['temperature', req.temperature], ['top_p', req.topP]] as const) {
+      if (value !== undefined && value !== 1) {
+        warnings.push({ param, message: `This Claude model accepts no sampling parameters; ${param} was ignored.` });
+      }
+    }
+    return out;
+  }
   if (req.temperature !== undefined) {
     if (thinking) {
       warnings.push({ param: 'temperature', message: 'Anthropic does not accept temperature with extended thinking; it was ignored.' });
@@ -420,6 +447,34 @@ function convertSampling(
     }
   }
   return out;
+}
+
+/**
+ * `reasoning_effort` for the models with adaptive thinking: `thinking: {type: 'adaptive'}` and
+ * `output_config.effort` (minimal and low → low, medium, high, xhigh where the model has it,
+ * else high); `none` turns thinking off where it can be (`disabled`), and is effort `low` on
+ * the models that always think. Without `reasoning_effort` nothing is sent: the model's default.
+ */
+function adaptiveThinking(
+  req: IRChatRequest,
+  style: Exclude<ThinkingStyle, 'budget'>,
+  warnings: IRWarning[],
+): { config?: AnthropicThinking; effort?: AnthropicEffort } {
+  const effort = req.reasoningEffort;
+  if (effort === undefined) return {};
+  if (effort === 'none') {
+    if (style === 'adaptive') return { config: { type: 'disabled' } };
+    warnings.push({
+      param: 'reasoning_effort',
+      message: 'This Claude model always thinks; reasoning_effort none was sent as the lowest effort (low).',
+    });
+    return { config: { type: 'adaptive' }, effort: 'low' };
+  }
+  if (effort === 'xhigh' && !takesXhighEffort(req.model)) {
+    warnings.push({ param: 'reasoning_effort', message: 'This Claude model has no xhigh effort; high was used.' });
+    return { config: { type: 'adaptive' }, effort: 'high' };
+  }
+  return { config: { type: 'adaptive' }, effort: effort === 'minimal' ? 'low' : effort };
 }
 
 /**

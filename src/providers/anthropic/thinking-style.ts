@@ -1,0 +1,56 @@
+/**
+ * How a Claude model takes thinking, from the generation in its id. Anthropic changed the
+ * thinking controls between generations, and each one refuses the other's with a 400:
+ *
+ * - `budget`: `thinking: {type: 'enabled', budget_tokens}` — Claude 4.5 and earlier (e.g.
+ *   `claude-haiku-4-5-20251001`, `claude-3-7-sonnet-20250219`), which know no other form; also
+ *   any id without a recognisable version, as before this distinction existed.
+ * - `adaptive`: `thinking: {type: 'adaptive'}` with `output_config.effort`, off unless asked for
+ *   (`thinking: {type: 'disabled'}` turns it off) — Claude 4.6 up to 5.x before 5.5. Manual
+ *   budgets are deprecated on 4.6 and refused from Opus 4.7 and the Claude 5 models on.
+ * - `always`: adaptive thinking that cannot be turned off or given a budget, and no sampling
+ *   parameters (temperature, top_p) — Claude 5.5 and later, and the Fable and Mythos models.
+ *
+ * @see https://platform.claude.com/docs/en/build-with-claude/adaptive-thinking
+ * @see https://platform.claude.com/docs/en/build-with-claude/effort
+ */
+export type ThinkingStyle = 'budget' | 'adaptive' | 'always';
+
+export interface ClaudeVersion {
+  major: number;
+  minor: number;
+}
+
+/**
+ * The version in a Claude model id: the first number is the major version, a number right after
+ * it the minor one (`claude-opus-4-6` → 4.6, `claude-3-7-sonnet-20250219` → 3.7,
+ * `claude-sonnet-4-20250514` → 4.0). An 8-digit date is not a version. Undefined when the id has
+ * no number.
+ */
+export function claudeVersion(model: string): ClaudeVersion | undefined {
+  const tokens = model.toLowerCase().split(/[^a-z0-9]+/);
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (!/^\d{1,2}$/.test(t)) continue;
+    const next = tokens[i + 1];
+    return { major: Number(t), minor: next !== undefined && /^\d{1,2}$/.test(next) ? Number(next) : 0 };
+  }
+  return undefined;
+}
+
+export function thinkingStyle(model: string): ThinkingStyle {
+  if (/(^|[^a-z])(fable|mythos)([^a-z]|$)/i.test(model)) return 'always';
+  const v = claudeVersion(model);
+  if (v === undefined) return 'budget';
+  const n = v.major * 100 + v.minor;
+  if (n >= 505) return 'always';
+  if (n >= 406) return 'adaptive';
+  return 'budget';
+}
+
+/** Whether the model takes `output_config.effort: 'xhigh'` (Opus 4.7 and the Claude 5 models on). */
+export function takesXhighEffort(model: string): boolean {
+  if (thinkingStyle(model) === 'always') return true;
+  const v = claudeVersion(model);
+  return v !== undefined && v.major * 100 + v.minor >= 407;
+}
