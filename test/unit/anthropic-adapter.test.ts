@@ -630,6 +630,12 @@ describe('thinking by model generation', () => {
     expect(convert({ model: 'claude-opus-5-5', temperature: 1 }).warnings).toEqual([]);
   });
 
+  it('drops sampling parameters from Claude 4.7 on, and keeps them on 4.6 without thinking', () => {
+    expect(convert({ model: 'claude-opus-4-7', temperature: 0.3 }).body).not.toHaveProperty('temperature');
+    expect(convert({ model: 'claude-sonnet-5', topP: 0.8 }).warnings.map((w) => w.param)).toEqual(['top_p']);
+    expect(convert({ model: 'claude-opus-4-6', temperature: 0.3 }).body.temperature).toBe(0.3);
+  });
+
   it('forces a tool with adaptive thinking (refused only with a manual budget)', () => {
     const { body } = convert({ model: 'claude-opus-4-6', reasoningEffort: 'low', tools: [{ name: 'f', parameters: {} }], toolChoice: { type: 'required' } });
     expect(body.tool_choice).toEqual({ type: 'any' });

@@ -3,7 +3,7 @@
  * @see https://docs.anthropic.com/en/api/messages
  */
 import { emptyConversation, invalidRequest, unsupportedParameter } from '../../ir/errors.js';
-import { takesXhighEffort, thinkingStyle, type ThinkingStyle } from './thinking-style.js';
+import { refusesSampling, takesXhighEffort, thinkingStyle, type ThinkingStyle } from './thinking-style.js';
 import type {
   IRAssistantMessage,
   IRChatRequest,
@@ -165,7 +165,7 @@ export function convertRequest(req: IRChatRequest, ctx: IRRequestContext): Conve
   } else if (thinking?.config) {
     body.thinking = thinking.config;
   }
-  Object.assign(body, convertSampling(req, thinks, style === 'always', warnings));
+  Object.assign(body, convertSampling(req, thinks, refusesSampling(req.model), warnings));
   if (req.stop && req.stop.length > 0) body.stop_sequences = [...req.stop];
   if (req.stream) body.stream = true;
   if (req.user !== undefined) body.metadata = { user_id: req.user };
@@ -420,7 +420,7 @@ function convertSampling(
 ): Pick<AnthropicRequestBody, 'temperature' | 'top_p'> {
   const out: Pick<AnthropicRequestBody, 'temperature' | 'top_p'> = {};
   if (noSampling) {
-    // Claude 5.5 and later refuse any temperature or top_p but the default (1).
+    // Claude 4.7 and later refuse any temperature or top_p but the default (1).
     for (const [param, value] of [['temperature', req.temperature], ['top_p', req.topP]] as const) {
       if (value !== undefined && value !== 1) {
         warnings.push({ param, message: `This Claude model accepts no sampling parameters; ${param} was ignored.` });

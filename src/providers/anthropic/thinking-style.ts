@@ -8,8 +8,11 @@
  * - `adaptive`: `thinking: {type: 'adaptive'}` with `output_config.effort`, off unless asked for
  *   (`thinking: {type: 'disabled'}` turns it off) — Claude 4.6 up to 5.x before 5.5. Manual
  *   budgets are deprecated on 4.6 and refused from Opus 4.7 and the Claude 5 models on.
- * - `always`: adaptive thinking that cannot be turned off or given a budget, and no sampling
- *   parameters (temperature, top_p) — Claude 5.5 and later, and the Fable and Mythos models.
+ * - `always`: adaptive thinking that cannot be turned off or given a budget — Claude 5.5 and
+ *   later, and the Fable and Mythos models.
+ *
+ * Separately, from Claude 4.7 on (and on Fable and Mythos) a temperature or top_p other than the
+ * default is refused (`refusesSampling`).
  *
  * @see https://platform.claude.com/docs/en/build-with-claude/adaptive-thinking
  * @see https://platform.claude.com/docs/en/build-with-claude/effort
@@ -38,19 +41,25 @@ export function claudeVersion(model: string): ClaudeVersion | undefined {
   return undefined;
 }
 
-export function thinkingStyle(model: string): ThinkingStyle {
-  if (/(^|[^a-z])(fable|mythos)([^a-z]|$)/i.test(model)) return 'always';
+/** The model's generation as major × 100 + minor (4.7 → 407); Fable and Mythos count as newest. */
+function generation(model: string): number | undefined {
+  if (/(^|[^a-z])(fable|mythos)([^a-z]|$)/i.test(model)) return Infinity;
   const v = claudeVersion(model);
-  if (v === undefined) return 'budget';
-  const n = v.major * 100 + v.minor;
-  if (n >= 505) return 'always';
-  if (n >= 406) return 'adaptive';
-  return 'budget';
+  return v === undefined ? undefined : v.major * 100 + v.minor;
 }
 
-/** Whether the model takes `output_config.effort: 'xhigh'` (Opus 4.7 and the Claude 5 models on). */
+export function thinkingStyle(model: string): ThinkingStyle {
+  const n = generation(model);
+  if (n === undefined || n < 406) return 'budget';
+  return n >= 505 ? 'always' : 'adaptive';
+}
+
+/** Whether the model takes `output_config.effort: 'xhigh'` (Claude 4.7 and later). */
 export function takesXhighEffort(model: string): boolean {
-  if (thinkingStyle(model) === 'always') return true;
-  const v = claudeVersion(model);
-  return v !== undefined && v.major * 100 + v.minor >= 407;
+  return (generation(model) ?? 0) >= 407;
+}
+
+/** Whether the model refuses a temperature or top_p other than the default (Claude 4.7 and later). */
+export function refusesSampling(model: string): boolean {
+  return (generation(model) ?? 0) >= 407;
 }
