@@ -473,6 +473,42 @@ describe('convert-request: generation config', () => {
   );
 
   it.each([
+    ['gemini-3.8-flash', 'minimal', 'minimal'],
+    ['gemini-3.8-flash', 'low', 'low'],
+    ['gemini-3.1-pro-preview', 'minimal', 'low'],
+    ['gemini-3.1-pro-preview', 'medium', 'medium'],
+    ['gemini-3.1-pro-preview', 'high', 'high'],
+  ] as const)('Gemini 3 and later: %s, reasoning_effort %s → thinkingLevel %s', (model, effort, level) => {
+    const { body: converted, warnings } = convertRequest(chat({ model, reasoningEffort: effort }));
+    expect(converted.generationConfig?.thinkingConfig).toEqual({ thinkingLevel: level, includeThoughts: true });
+    expect(warnings).toEqual([]);
+  });
+
+  it('Gemini 3 and later cannot turn thinking off: none is the lowest level, and xhigh is high, each warned', () => {
+    const flash = convertRequest(chat({ model: 'gemini-3.8-flash', reasoningEffort: 'none' }));
+    expect(flash.body.generationConfig?.thinkingConfig).toEqual({ thinkingLevel: 'minimal', includeThoughts: false });
+    expect(flash.warnings.map((w) => w.param)).toEqual(['reasoning_effort']);
+    const pro = convertRequest(chat({ model: 'gemini-3.1-pro-preview', reasoningEffort: 'none' }));
+    expect(pro.body.generationConfig?.thinkingConfig).toEqual({ thinkingLevel: 'low', includeThoughts: false });
+    const xhigh = convertRequest(chat({ model: 'gemini-3.8-flash', reasoningEffort: 'xhigh' }));
+    expect(xhigh.body.generationConfig?.thinkingConfig).toEqual({ thinkingLevel: 'high', includeThoughts: true });
+    expect(xhigh.warnings.map((w) => w.param)).toEqual(['reasoning_effort']);
+  });
+
+  it('Gemini 2.5 Pro cannot turn thinking off: none is its smallest budget (128), warned', () => {
+    const { body: converted, warnings } = convertRequest(chat({ model: 'gemini-2.5-pro', reasoningEffort: 'none' }));
+    expect(converted.generationConfig?.thinkingConfig).toEqual({ thinkingBudget: 128, includeThoughts: false });
+    expect(warnings.map((w) => w.param)).toEqual(['reasoning_effort']);
+  });
+
+  it('a -latest alias (it may be either generation) takes a budget, which both accept', () => {
+    expect(body(chat({ model: 'gemini-flash-latest', reasoningEffort: 'low' })).generationConfig.thinkingConfig).toEqual({
+      thinkingBudget: 1024,
+      includeThoughts: true,
+    });
+  });
+
+  it.each([
     ['n', { n: 2 }],
     ['logprobs', { logprobs: true }],
     ['top_logprobs', { topLogprobs: 3 }],

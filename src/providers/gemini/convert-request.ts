@@ -23,6 +23,7 @@ import {
   type GeminiFunctionDeclaration,
   type GeminiGenerateContentRequest,
   type GeminiGenerationConfig,
+  type GeminiThinkingConfig,
   type GeminiPart,
   type GeminiToolConfig,
 } from './gemini-api.js';
@@ -44,6 +45,9 @@ export const THINKING_BUDGETS: Readonly<Record<IRReasoningEffort, number>> = {
   high: 24576,
   xhigh: 32768,
 };
+
+/** The smallest thinking budget of Gemini 2.5 Pro, which cannot turn thinking off. */
+const MIN_PRO_THINKING_BUDGET = 128;
 
 /**
  * Google's documented placeholder for a `thoughtSignature` the caller does not have. Gemini 3
@@ -73,7 +77,7 @@ export function convertRequest(req: IRChatRequest): GeminiRequestConversion {
   if (tools.length > 0) body.tools = [{ functionDeclarations: tools.map(convertTool) }];
   const toolConfig = convertToolChoice(req.toolChoice, tools);
   if (toolConfig) body.toolConfig = toolConfig;
-  const generationConfig = convertGenerationConfig(req);
+  const generationConfig = convertGenerationConfig(req, warnings);
   if (Object.keys(generationConfig).length > 0) body.generationConfig = generationConfig;
   return { body, warnings: [...warnings, ...collectWarnings(req)] };
 }
@@ -344,7 +348,7 @@ export function convertToolChoice(choice: IRToolChoice | undefined, tools: reado
 // ---------------------------------------------------------------------------------------------
 
 /** @see https://ai.google.dev/api/generate-content#generationconfig */
-export function convertGenerationConfig(req: IRChatRequest): GeminiGenerationConfig {
+export function convertGenerationConfig(req: IRChatRequest, warnings: IRWarning[]): GeminiGenerationConfig {
   const config: GeminiGenerationConfig = {};
   if (req.temperature !== undefined) config.temperature = req.temperature;
   if (req.topP !== undefined) config.topP = req.topP;
@@ -354,11 +358,41 @@ export function convertGenerationConfig(req: IRChatRequest): GeminiGenerationCon
   if (req.presencePenalty !== undefined) config.presencePenalty = req.presencePenalty;
   if (req.frequencyPenalty !== undefined) config.frequencyPenalty = req.frequencyPenalty;
   Object.assign(config, convertResponseFormat(req.responseFormat));
-  if (req.reasoningEffort !== undefined) {
-    const thinkingBudget = THINKING_BUDGETS[req.reasoningEffort];
-    config.thinkingConfig = { thinkingBudget, includeThoughts: thinkingBudget > 0 };
-  }
+  if (req.reasoningEffort !== undefined) config.thinkingConfig = convertThinking(req.reasoningEffort, req.model, warnings);
   return config;
+}
+
+/**
+ * `reasoning_effort` → `thinkingConfig`. Gemini 3 and later take a `thinkingLevel` (Google's
+ * recommendation; a budget is accepted there only for backwards compatibility, and thinking
+ * cannot be turned off: `none` is the lowest level, with a warning). Gemini 2.5 and ids without
+ * a version (e.g. `-latest` aliases) take a `thinkingBudget`, which both generations accept.
+ * @see https://ai.google.dev/gemini-api/docs/thinking
+ */
+function convertThinking(effort: IRReasoningEffort, model: string, warnings: IRWarning[]): GeminiThinkingConfig {
+  const id = model.replace(/^.*\//, '');
+  const major = Number(/^gemini-(\d+)/.exec(id)?.[1] ?? 0);
+  const pro = /-pro\b/.test(id);
+  if (major < 3) {
+    if (effort === 'none' && pro) {
+      // Gemini 2.5 Pro thinks with at least 128 tokens.
+      warnings.push({ param: 'reasoning_effort', message: 'Gemini Pro models cannot turn thinking off; the smallest budget (128) was used.' });
+      return { thinkingBudget: MIN_PRO_THINKING_BUDGET, includeThoughts: false };
+    }
+    const thinkingBudget = THINKING_BUDGETS[effort];
+    return { thinkingBudget, includeThoughts: thinkingBudget > 0 };
+  }
+  // Pro models have no 'minimal' level.
+  const lowest = pro ? 'low' : 'minimal';
+  if (effort === 'none') {
+    warnings.push({ param: 'reasoning_effort', message: `Gemini ${major} models cannot turn thinking off; the lowest level (${lowest}) was used.` });
+    return { thinkingLevel: lowest, includeThoughts: false };
+  }
+  if (effort === 'xhigh') {
+    warnings.push({ param: 'reasoning_effort', message: 'Gemini has no xhigh thinking level; high was used.' });
+    return { thinkingLevel: 'high', includeThoughts: true };
+  }
+  return { thinkingLevel: effort === 'minimal' ? lowest : effort, includeThoughts: true };
 }
 
 /**

@@ -78,7 +78,14 @@ export interface GeminiGenerationConfig {
   responseMimeType?: string;
   /** JSON Schema for structured output (mutually exclusive with the OpenAPI-subset `responseSchema`). */
   responseJsonSchema?: Record<string, unknown>;
-  thinkingConfig?: { thinkingBudget?: number; includeThoughts?: boolean };
+  thinkingConfig?: GeminiThinkingConfig;
+}
+
+/** A budget (Gemini 2.5) or a level (Gemini 3 and later), never both. @see https://ai.google.dev/gemini-api/docs/thinking */
+export interface GeminiThinkingConfig {
+  thinkingBudget?: number;
+  thinkingLevel?: 'minimal' | 'low' | 'medium' | 'high';
+  includeThoughts?: boolean;
 }
 
 /** @see https://ai.google.dev/api/generate-content#request-body */
