@@ -294,10 +294,16 @@ export function guessImageMimeType(url: string): string {
  * @see https://ai.google.dev/gemini-api/docs/thought-signatures
  */
 export function needsThoughtSignature(model: string): boolean {
+  const { id, major } = geminiVersion(model);
+  if (major !== undefined) return major >= 3;
+  return /^gemini-.*latest$/.test(id);
+}
+
+/** The model id without a `models/` prefix, and its major version (`gemini-3.1-pro` → 3) if it names one. */
+function geminiVersion(model: string): { id: string; major?: number } {
   const id = model.replace(/^.*\//, '');
   const major = /^gemini-(\d+)/.exec(id)?.[1];
-  if (major !== undefined) return Number(major) >= 3;
-  return /^gemini-.*latest$/.test(id);
+  return major === undefined ? { id } : { id, major: Number(major) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -370,8 +376,7 @@ export function convertGenerationConfig(req: IRChatRequest, warnings: IRWarning[
  * @see https://ai.google.dev/gemini-api/docs/thinking
  */
 function convertThinking(effort: IRReasoningEffort, model: string, warnings: IRWarning[]): GeminiThinkingConfig {
-  const id = model.replace(/^.*\//, '');
-  const major = Number(/^gemini-(\d+)/.exec(id)?.[1] ?? 0);
+  const { id, major = 0 } = geminiVersion(model);
   const pro = /-pro\b/.test(id);
   if (major < 3) {
     if (effort === 'none' && pro) {
