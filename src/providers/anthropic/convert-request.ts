@@ -138,11 +138,9 @@ export function convertRequest(req: IRChatRequest, ctx: IRRequestContext): Conve
   }
 
   const style = thinkingStyle(req.model);
-  const thinking = style === 'budget' ? undefined : adaptiveThinking(req, style, warnings);
+  const adaptive = style === 'budget' ? {} : adaptiveThinking(req, style, warnings);
   const thinkingBudget = style === 'budget' ? requestedThinkingBudget(req, warnings) : undefined;
   const tokens = planTokens(req.maxTokens, ctx.maxOutputTokens, thinkingBudget, warnings);
-  // Whether the model may think on this request, which rules out sampling and forced tool use.
-  const thinks = tokens.budgetTokens !== undefined || style === 'always' || thinking?.config?.type === 'adaptive';
 
   const body: AnthropicRequestBody = {
     model: req.model,
@@ -162,9 +160,10 @@ export function convertRequest(req: IRChatRequest, ctx: IRRequestContext): Conve
   if (system.length > 0) body.system = system;
   if (tokens.budgetTokens !== undefined) {
     body.thinking = { type: 'enabled', budget_tokens: tokens.budgetTokens };
-  } else if (thinking?.config) {
-    body.thinking = thinking.config;
+  } else if (adaptive.config) {
+    body.thinking = adaptive.config;
   }
+  const thinks = body.thinking !== undefined && body.thinking.type !== 'disabled';
   Object.assign(body, convertSampling(req, thinks, refusesSampling(req.model), warnings));
   if (req.stop && req.stop.length > 0) body.stop_sequences = [...req.stop];
   if (req.stream) body.stream = true;
@@ -179,7 +178,7 @@ export function convertRequest(req: IRChatRequest, ctx: IRRequestContext): Conve
   if (req.responseFormat?.type === 'json_schema') {
     body.output_config = { format: { type: 'json_schema', schema: req.responseFormat.schema } };
   }
-  if (thinking?.effort) body.output_config = { ...body.output_config, effort: thinking.effort };
+  if (adaptive.effort) body.output_config = { ...body.output_config, effort: adaptive.effort };
 
   warnDropped(req, warnings);
   return { body, warnings };
@@ -411,7 +410,10 @@ function convertToolChoice(req: IRChatRequest, thinking: boolean): AnthropicTool
 // Sampling, thinking and max_tokens
 // ---------------------------------------------------------------------------------------------
 
-/** temperature / top_p; Anthropic rejects temperature, and top_p below 0.95, when thinking is on. */
+/**
+ * temperature / top_p; Anthropic rejects temperature, and top_p below 0.95, when thinking is on,
+ * and both (but for their default, 1) on the models that refuse sampling parameters.
+ */
 function convertSampling(
   req: IRChatRequest,
   thinking: boolean,
@@ -430,7 +432,7 @@ function convertSampling(
   }
   if (req.temperature !== undefined) {
     if (thinking) {
-      warnings.push({ param: 'temperature', message: 'Anthropic does not accept temperature with extended thinking; it was ignored.' });
+      warnings.push({ param: 'temperature', message: 'Anthropic does not accept temperature with thinking on; it was ignored.' });
     } else if (req.temperature > MAX_TEMPERATURE) {
       // OpenAI's range is 0 to 2, Anthropic's 0 to 1; Anthropic's own OpenAI-compatible API caps it too.
       out.temperature = MAX_TEMPERATURE;
@@ -441,7 +443,7 @@ function convertSampling(
   }
   if (req.topP !== undefined) {
     if (thinking && req.topP < MIN_TOP_P_WITH_THINKING) {
-      warnings.push({ param: 'top_p', message: `Anthropic accepts top_p only from ${MIN_TOP_P_WITH_THINKING} to 1 with extended thinking; it was ignored.` });
+      warnings.push({ param: 'top_p', message: `Anthropic accepts top_p only from ${MIN_TOP_P_WITH_THINKING} to 1 with thinking on; it was ignored.` });
     } else {
       out.top_p = req.topP;
     }
