@@ -48,18 +48,23 @@ function generation(model: string): number | undefined {
   return v === undefined ? undefined : v.major * 100 + v.minor;
 }
 
+/** Generations where Anthropic's controls changed: adaptive thinking, sampling and xhigh, always-on thinking. */
+const ADAPTIVE_FROM = 406;
+const NO_SAMPLING_FROM = 407;
+const ALWAYS_FROM = 505;
+
 export function thinkingStyle(model: string): ThinkingStyle {
   const n = generation(model);
-  if (n === undefined || n < 406) return 'budget';
-  return n >= 505 ? 'always' : 'adaptive';
+  if (n === undefined || n < ADAPTIVE_FROM) return 'budget';
+  return n >= ALWAYS_FROM ? 'always' : 'adaptive';
 }
 
-/** Whether the model takes `output_config.effort: 'xhigh'` (Claude 4.7 and later). */
+/** Whether the model takes `output_config.effort: 'xhigh'` (Claude 4.7 and later, like `refusesSampling`). */
 export function takesXhighEffort(model: string): boolean {
-  return (generation(model) ?? 0) >= 407;
+  return refusesSampling(model);
 }
 
 /** Whether the model refuses a temperature or top_p other than the default (Claude 4.7 and later). */
 export function refusesSampling(model: string): boolean {
-  return (generation(model) ?? 0) >= 407;
+  return (generation(model) ?? 0) >= NO_SAMPLING_FROM;
 }
